@@ -1,0 +1,216 @@
+"""The recording side of the hidden tests.
+
+A hidden test calls :func:`grade` with an exercise and a list of seeded cases. In
+the kernel, ``grade`` only *runs* the student's code and records what comes back
+(values, dtypes, shapes, gradients, whether an input was modified). It judges
+nothing: the autograder compares the records with those of the reference solution
+in a clean process outside the sandbox, so nothing a submission does to this
+module, to ``torch`` or to ``numpy`` can change a verdict.
+
+Records go to ``$COURSE_RECORD_DIR`` as ``.npz`` files of plain float arrays plus
+one JSON string (never pickles). Without that variable (Jupyter, ``nbgrader
+validate``) the cases still run, so errors show up at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+_counts: dict[str, int] = {}
+
+
+@dataclass
+class Case:
+    """Keyword arguments for one call, and a human description of them."""
+
+    kwargs: dict[str, Any]
+    desc: str = ""
+
+
+def case(desc: str = "", **kwargs: Any) -> Case:
+    """One call of the exercise: ``case(a=uniform(4, 3, seed=1), rho=0.05)``."""
+    auto = ", ".join(f"{k}={describe(v)}" for k, v in kwargs.items())
+    return Case(kwargs, f"{auto}; {desc}" if desc else auto)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+_DESCRIPTIONS: dict[int, str] = {}
+
+
+def _tag(t: torch.Tensor, text: str) -> torch.Tensor:
+    _DESCRIPTIONS[id(t)] = text
+    return t
+
+
+def uniform(*shape: int, seed: int, low: float = 0.0, high: float = 1.0, dtype=torch.float32):
+    """Seeded uniform tensor in [low, high)."""
+    t = low + (high - low) * torch.rand(*shape, generator=_gen(seed), dtype=torch.float64)
+    return _tag(t.to(dtype), f"uniform[{low}, {high}) {tuple(shape)} {dtype} seed={seed}")
+
+
+def normal(*shape: int, seed: int, mean: float = 0.0, std: float = 1.0, dtype=torch.float32):
+    """Seeded normal tensor."""
+    t = mean + std * torch.randn(*shape, generator=_gen(seed), dtype=torch.float64)
+    return _tag(t.to(dtype), f"normal({mean}, {std}) {tuple(shape)} {dtype} seed={seed}")
+
+
+def describe(value: Any) -> str:
+    """Short description of an input for failure messages."""
+    if isinstance(value, torch.Tensor):
+        return _DESCRIPTIONS.get(id(value), f"tensor {tuple(value.shape)} {value.dtype}")
+    if isinstance(value, np.ndarray):
+        return f"array {value.shape} {value.dtype}"
+    text = repr(value)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+@dataclass
+class Record:
+    """What one call produced, as plain arrays and JSON-able metadata."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _flatten(prefix: str, value: Any, rec: Record) -> None:
+    if isinstance(value, torch.Tensor):
+        rec.meta[f"{prefix}.dtype"] = str(value.dtype)
+        rec.arrays[prefix] = value.detach().cpu().to(torch.float64).numpy().copy()
+    elif isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        rec.meta[f"{prefix}.dtype"] = str(value.dtype)
+        rec.arrays[prefix] = value.astype(np.float64)
+    elif type(value) in (bool, int, float) or isinstance(value, np.integer | np.floating):
+        rec.meta[f"{prefix}.dtype"] = type(value).__name__.replace("float64", "float")
+        rec.arrays[prefix] = np.asarray(float(value), dtype=np.float64)
+    elif type(value) in (tuple, list):
+        rec.meta[f"{prefix}.len"] = len(value)
+        for i, item in enumerate(value):
+            _flatten(f"{prefix}.{i}", item, rec)
+    elif type(value) is dict:
+        rec.meta[f"{prefix}.keys"] = sorted(map(str, value))
+        for k in sorted(value, key=str):
+            _flatten(f"{prefix}.{k}", value[k], rec)
+    elif value is None:
+        rec.meta[f"{prefix}.dtype"] = "None"
+    else:
+        rec.meta[f"{prefix}.dtype"] = f"unsupported:{type(value).__module__}.{type(value).__name__}"
+
+
+def _scalarise(out: Any, seed: int) -> torch.Tensor | None:
+    tensors = [t for t in (out if isinstance(out, tuple | list) else [out]) if _is_float(t)]
+    total = None
+    for i, t in enumerate(tensors):
+        w = torch.randn(t.shape, generator=_gen(seed + i), dtype=torch.float64).to(t.dtype)
+        term = (t * w).sum() if t.dim() else t
+        total = term if total is None else total + term
+    return total
+
+
+def _is_float(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad
+
+
+def run_case(fn: Callable, c: Case, grad: Sequence[str] = (), seed: int = 0) -> Record:
+    """Call ``fn(**c.kwargs)`` on private copies and record the outcome."""
+    rec = Record(meta={"input": c.desc})
+    kwargs = {}
+    for k, v in c.kwargs.items():
+        if isinstance(v, torch.Tensor):
+            v = v.detach().clone().requires_grad_(k in grad and v.is_floating_point())
+        elif isinstance(v, np.ndarray):
+            v = v.copy()
+        kwargs[k] = v
+    before = {k: v.detach().clone() for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    try:
+        out = fn(**kwargs)
+        _flatten("out", out, rec)
+        if grad:
+            scalar = _scalarise(out, seed)
+            leaves = [kwargs[k] for k in grad]
+            grads = (
+                torch.autograd.grad(scalar, leaves, allow_unused=True)
+                if scalar is not None
+                else [None] * len(leaves)
+            )
+            for k, g in zip(grad, grads):
+                if g is None:
+                    rec.meta[f"grad.{k}"] = "none"
+                else:
+                    rec.arrays[f"grad.{k}"] = g.detach().to(torch.float64).numpy().copy()
+    except Exception as exc:  # noqa: BLE001 - recorded, judged outside
+        rec.meta["error"] = f"{type(exc).__name__}: {exc}"[:500]
+    modified = [
+        k for k, b in before.items() if b.shape != kwargs[k].shape or not torch.equal(b, kwargs[k])
+    ]
+    rec.meta["modified"] = modified
+    return rec
+
+
+def grade(
+    name: str,
+    fn: Callable,
+    cases: Iterable[Case],
+    grad: Sequence[str] = (),
+    hint: str = "",
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    mistakes: Mapping[str, Callable] | None = None,
+    vectorised: bool = False,
+) -> None:
+    """Run ``fn`` on every case and record the results for the autograder.
+
+    ``mistakes`` maps the description of a classic mistake to a wrong
+    implementation: when a submission matches one, its feedback names the mistake.
+    When ``fn`` is the exercise itself (its ``__name__`` is ``name``), the autograder
+    also checks that the submission defines it in a cell, and with ``vectorised``
+    that the definition has no Python loop or comprehension.
+    """
+    occurrence = _counts.get(name, 0)
+    _counts[name] = occurrence + 1
+    out_dir = os.environ.get("COURSE_RECORD_DIR")
+    errors = []
+    for i, c in enumerate(cases):
+        rec = run_case(fn, c, grad, seed=1000 + i)
+        rec.meta.update(name=name, hint=hint, atol=atol, rtol=rtol)
+        if getattr(fn, "__name__", None) == name:
+            rec.meta.update(defines=name, vectorised=bool(vectorised))
+        for j, (label, wrong) in enumerate((mistakes or {}).items()):
+            rec.meta[f"mistake.{j}"] = label
+            wrong_rec = run_case(wrong, c, (), seed=1000 + i)
+            for key, arr in wrong_rec.arrays.items():
+                rec.arrays[f"mistake.{j}.{key}"] = arr
+        if "error" in rec.meta:
+            errors.append(f"case {i} ({c.desc}): {rec.meta['error']}")
+        if out_dir:
+            save_record(Path(out_dir) / f"{name}#{occurrence}#{i}.npz", rec)
+    if errors and not out_dir:
+        raise AssertionError(f"{name} failed on hidden cases:\n" + "\n".join(errors))
+
+
+def save_record(path: Path, rec: Record) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"a:{k}": v for k, v in rec.arrays.items()}
+    np.savez(path, __meta__=np.array(json.dumps(rec.meta)), **arrays)
+
+
+def load_record(path: Path, max_bytes: int = 64 << 20) -> Record:
+    """Read a record without unpickling anything; refuse oversized files."""
+    if path.stat().st_size > max_bytes:
+        raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["__meta__"]))
+        arrays = {k[2:]: np.asarray(data[k], dtype=np.float64) for k in data.files if k[:2] == "a:"}
+    if not isinstance(meta, dict):
+        raise ValueError("record metadata is not an object")
+    return Record(arrays, meta)
