@@ -167,14 +167,16 @@ def grade(
     rtol: float = 1e-4,
     mistakes: Mapping[str, Callable] | None = None,
     vectorised: bool = False,
+    defines: str | None = None,
 ) -> None:
     """Run ``fn`` on every case and record the results for the autograder.
 
     ``mistakes`` maps the description of a classic mistake to a wrong
     implementation: when a submission matches one, its feedback names the mistake.
-    When ``fn`` is the exercise itself (its ``__name__`` is ``name``), the autograder
-    also checks that the submission defines it in a cell, and with ``vectorised``
-    that the definition has no Python loop or comprehension.
+    The autograder also checks that the submission defines the exercise in a cell of
+    its own (``defines``, by default ``name`` when ``fn.__name__ == name``; give it
+    when ``fn`` is a probe around the exercise), and with ``vectorised`` that the
+    definition has no Python loop or comprehension.
     """
     occurrence = _counts.get(name, 0)
     _counts[name] = occurrence + 1
@@ -183,8 +185,9 @@ def grade(
     for i, c in enumerate(cases):
         rec = run_case(fn, c, grad, seed=1000 + i)
         rec.meta.update(name=name, hint=hint, atol=atol, rtol=rtol)
-        if getattr(fn, "__name__", None) == name:
-            rec.meta.update(defines=name, vectorised=bool(vectorised))
+        target = defines or (name if getattr(fn, "__name__", None) == name else None)
+        if target:
+            rec.meta.update(defines=target, vectorised=bool(vectorised))
         for j, (label, wrong) in enumerate((mistakes or {}).items()):
             rec.meta[f"mistake.{j}"] = label
             wrong_rec = run_case(wrong, c, (), seed=1000 + i)

@@ -1,0 +1,1 @@
+"""The course autograder: release, grade and self-check, on top of nbgrader."""

@@ -1,0 +1,128 @@
+"""Run a notebook in a sandboxed kernel, cell by cell, under time and output limits."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+from autograder.sandbox import Sandbox, make_kernel_manager
+
+TIMEOUT_ERROR = {
+    "ename": "CellTimeoutError",
+    "evalue": "the cell ran past the grader's time limit and was interrupted",
+    "traceback": ["CellTimeoutError: the cell ran past the grader's time limit"],
+}
+
+
+@dataclass
+class CellResult:
+    index: int
+    status: str  # "ok", "error", "timeout", "not_run"
+    error: str = ""
+
+
+@dataclass
+class RunResult:
+    cells: list[CellResult] = field(default_factory=list)
+    status: str = "ok"  # "ok", "timeout", "kernel_died", "kernel_failed"
+    reason: str = ""
+    truncated: bool = False
+    seconds: float = 0.0
+
+
+class CappedClient(NotebookClient):
+    """A NotebookClient that keeps at most ``output_bytes`` of outputs per notebook."""
+
+    def __init__(self, nb, output_bytes: int, **kw):
+        super().__init__(nb, **kw)
+        self.output_budget = output_bytes
+        self.truncated = False
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+        if msg.get("msg_type") == "error":  # errors always kept (short), they decide statuses
+            content["traceback"] = [str(t)[:2000] for t in content.get("traceback", [])[-20:]]
+            return super().output(outs, msg, display_id, cell_index)
+        self.output_budget -= size
+        if self.output_budget < 0:
+            if not self.truncated:
+                self.truncated = True
+                outs.append(nbformat.v4.new_output(
+                    "stream", name="stderr", text="[grader] output limit reached: further output dropped\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _error_text(cell) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', '')}: {out.get('evalue', '')}"[:1000]
+    return ""
+
+
+async def _run(nb, sandbox: Sandbox) -> RunResult:
+    lim = sandbox.limits
+    km = make_kernel_manager(sandbox)
+    client = CappedClient(
+        nb, output_bytes=lim.output_kb << 10, km=km, timeout=int(lim.cell_timeout),
+        startup_timeout=120, allow_errors=True, interrupt_on_timeout=True,
+        error_on_timeout=TIMEOUT_ERROR, record_timing=False, kernel_name="python3",
+    )
+    result = RunResult()
+    start = time.monotonic()
+    code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    try:
+        async with client.async_setup_kernel(cwd=str(sandbox.workdir), env=sandbox.env()):
+            for pos, i in enumerate(code_cells):
+                remaining = lim.notebook_timeout - (time.monotonic() - start)
+                if remaining <= 0:
+                    result.status, result.reason = "timeout", f"notebook time limit ({lim.notebook_timeout:.0f} s)"
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos:]]
+                    break
+                cell = nb.cells[i]
+                try:
+                    # A hard deadline on top of nbclient's own (interrupting) cell timeout.
+                    await asyncio.wait_for(client.async_execute_cell(cell, i),
+                                           timeout=min(remaining, lim.cell_timeout * 2 + 10))
+                except (asyncio.TimeoutError, CellTimeoutError):
+                    result.cells.append(CellResult(i, "timeout", "time limit"))
+                    result.status, result.reason = "timeout", f"cell {i} did not stop when interrupted"
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1:]]
+                    break
+                except DeadKernelError:
+                    result.cells.append(CellResult(i, "error", "the kernel died"))
+                    result.status = "kernel_died"
+                    result.reason = f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)"
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1:]]
+                    break
+                err = _error_text(cell)
+                status = "timeout" if err.startswith("CellTimeoutError") else ("error" if err else "ok")
+                result.cells.append(CellResult(i, status, err))
+    except Exception as exc:  # noqa: BLE001 - kernel start failures and the like
+        if not result.cells:
+            result.status, result.reason = "kernel_failed", f"{type(exc).__name__}: {exc}"[:500]
+        elif result.status == "ok":
+            result.status, result.reason = "kernel_died", f"{type(exc).__name__}: {exc}"[:500]
+        done = {c.index for c in result.cells}
+        result.cells += [CellResult(j, "not_run") for j in code_cells if j not in done]
+    finally:
+        try:
+            if km.has_kernel:
+                await km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001
+            pass
+        sandbox.kill_leftovers()
+    result.truncated = client.truncated
+    result.seconds = time.monotonic() - start
+    return result
+
+
+def run_notebook(nb, sandbox: Sandbox) -> RunResult:
+    """Execute ``nb`` in place (outputs are added to its cells) and report each cell."""
+    return asyncio.run(_run(nb, sandbox))

@@ -1,0 +1,183 @@
+"""Grade one submission: restore, run sandboxed, compare outside, report.
+
+Run as ``python -m autograder.worker JOB.json RESULT.json`` by the grader, one
+process per submission, so that nothing a submission does to this process (a flood
+of output, a crash in a library) can reach the others.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import nbformat
+
+from autograder import feedback
+from autograder.compare import compare_all, load_records
+from autograder.execute import run_notebook
+from autograder.restore import is_test, restore
+from autograder.sandbox import Limits, Sandbox
+from autograder.source_checks import check_definition, definitions, graded_calls
+
+MAX_NOTEBOOK_BYTES = 20 << 20
+
+INTEGRITY_PROBE = r'''
+import json as _j, sys as _s
+_m = {}
+
+
+def _where(f):
+    c = getattr(f, "__code__", None)
+    return getattr(f, "__module__", None), getattr(c, "co_filename", "builtin")
+for _mod, _names in {"torch": ["allclose", "equal", "isclose"], "numpy": ["allclose", "isclose", "array_equal"],
+                     "helpers.grading": ["grade", "run_case", "save_record"],
+                     "helpers.checks": ["check_close", "fail"]}.items():
+    _mm = _s.modules.get(_mod)
+    for _n in _names:
+        if _mm is not None and hasattr(_mm, _n):
+            _m[f"{_mod}.{_n}"] = _where(getattr(_mm, _n))
+print("__INTEGRITY__" + _j.dumps(_m))
+'''
+
+
+def _result(job: dict, status: str, reason: str = "", **extra) -> dict:
+    return {"student_id": job["student"], "assignment": job["assignment"], "status": status,
+            "reason": reason, "score": 0.0, "max_score": job.get("max_score", 0.0), "tests": {},
+            "notes": [], "flags": [], "seconds": 0.0, **extra}
+
+
+def _integrity(nb) -> list[str]:
+    """Comparison functions that a submission replaced from its own code (a heuristic flag)."""
+    for out in nb.cells[-1].get("outputs", []):
+        text = out.get("text", "")
+        if "__INTEGRITY__" not in text:
+            continue
+        try:
+            found = json.loads(text.split("__INTEGRITY__", 1)[1].strip().splitlines()[0])
+            bad = [
+                name for name, (module, filename) in found.items()
+                if not str(module or "torch").startswith(("torch", "numpy", "helpers"))
+                or "ipykernel_" in str(filename) or str(filename).startswith("<")
+            ]
+        except (ValueError, IndexError, TypeError):
+            return ["integrity probe output unreadable"]
+        return [f"{name} was replaced by code from the notebook" for name in bad]
+    return ["integrity probe did not run"]
+
+
+def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
+    start = time.monotonic()
+    path = Path(job["notebook"])
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return _result(job, "unreadable", str(exc)), None
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        return _result(job, "too_large", f"{len(raw)} bytes (limit {MAX_NOTEBOOK_BYTES})"), None
+    if not raw.strip():
+        return _result(job, "empty_notebook", "the file is empty"), None
+    try:
+        submitted = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
+        cells = submitted.get("cells")
+        if not isinstance(cells, list) or not all(isinstance(c, dict) for c in cells):
+            raise ValueError("no list of cells")
+        for c in cells:
+            c.setdefault("metadata", {})
+            c.setdefault("source", "")
+            if isinstance(c["source"], list):
+                c["source"] = "".join(map(str, c["source"]))
+    except Exception as exc:  # noqa: BLE001 - any malformed file
+        return _result(job, "invalid_notebook", f"not a readable notebook: {type(exc).__name__}: {exc}"[:300]), None
+    if not any(c.get("cell_type") == "code" for c in cells):
+        return _result(job, "empty_notebook", "the notebook has no code cell"), None
+
+    source = nbformat.read(job["source"], as_version=4)
+    nb, notes = restore(submitted, source)
+    nb.cells.append(nbformat.v4.new_code_cell(INTEGRITY_PROBE))
+    workdir = Path(job["workdir"])
+    shutil.rmtree(workdir, ignore_errors=True)
+    sandbox = Sandbox(workdir=workdir / "home", rundir=workdir / "run", slot=int(job.get("slot", 0)),
+                      limits=Limits(**job.get("limits", {})), hide=[Path(p) for p in job.get("hide", [])],
+                      use_bwrap=job.get("use_bwrap"))
+    run = run_notebook(nb, sandbox)
+    by_index = {c.index: c for c in run.cells}
+    flags = [] if job.get("reference") else _integrity(nb)
+    nb.cells.pop()  # the probe is the grader's, not part of the feedback
+
+    records, problems = load_records(workdir / "home" / ".records")
+    flags += problems
+    if job.get("reference"):
+        result = _result(job, "graded" if run.status == "ok" else run.status, run.reason)
+        result["cells"] = [asdict(c) for c in run.cells]
+        return result, nb
+    reference, _ = load_records(Path(job["reference_records"]))
+    verdicts = compare_all(records, reference)
+    extra = sorted(set(records) - set(reference))
+    if extra:
+        flags.append(f"records that no hidden test asked for: {', '.join(extra[:5])}")
+    defs = definitions([c for c in nb.cells if c.get("cell_type") == "code" and not is_test(c)])
+
+    tests, occurrences = {}, {}
+    for i, cell in enumerate(nb.cells):
+        if not is_test(cell):
+            continue
+        meta = cell.metadata["nbgrader"]
+        gid, points = meta["grade_id"], float(meta.get("points", 0))
+        messages, passed = [], True
+        state = by_index.get(i)
+        if state is None or state.status != "ok":
+            passed = False
+            why = {"not_run": "not run (an earlier cell stopped the notebook)",
+                   "timeout": "the cell ran past the time limit"}.get(state.status if state else "not_run",
+                                                                    state.error if state else "")
+            messages.append(why or "the cell raised an error")
+        for name in graded_calls(cell.source):
+            occ = occurrences.get(name, 0)
+            occurrences[name] = occ + 1
+            prefix = f"{name}#{occ}#"
+            mine = [v for k, v in verdicts.items() if k.startswith(prefix)]
+            refs = [r for k, r in reference.items() if k.startswith(prefix)]
+            for v in mine:
+                if not v.passed:
+                    passed = False
+                    messages.append(v.message)
+            target = next((r.meta for r in refs if r.meta.get("defines")), None)
+            if target:
+                problem = check_definition(defs, target["defines"], bool(target.get("vectorised")))
+                if problem:
+                    passed = False
+                    messages.append(problem)
+        tests[gid] = {"points": points if passed else 0.0, "max_points": points, "passed": passed,
+                      "messages": _dedupe(messages)}
+    score = sum(t["points"] for t in tests.values())
+    status = run.status if run.status != "ok" else ("flagged" if notes or flags else "graded")
+    reason = run.reason or ("; ".join(notes + flags)[:500] if status == "flagged" else "")
+    result = _result(job, status, reason, score=score, max_score=sum(t["max_points"] for t in tests.values()),
+                     tests=tests, notes=notes, flags=flags)
+    result["seconds"] = round(time.monotonic() - start, 1)
+    result["output_truncated"] = run.truncated
+    return result, nb
+
+
+def _dedupe(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def main(argv: list[str]) -> int:
+    job = json.loads(Path(argv[0]).read_text())
+    try:
+        result, nb = grade_submission(job)
+    except Exception as exc:  # noqa: BLE001 - reported as this submission's status
+        result, nb = _result(job, "grader_error", f"{type(exc).__name__}: {exc}"[:500]), None
+    if job.get("feedback") and not job.get("reference"):
+        feedback.write(Path(job["feedback"]), result, nb)
+    Path(argv[1]).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
