@@ -31,16 +31,25 @@ def cmd_grade(args) -> int:
     from autograder.grade import Grader, Options
     from autograder.sandbox import Limits
 
-    limits = Limits(cell_timeout=args.cell_timeout, notebook_timeout=args.timeout, memory_mb=args.memory_mb)
-    opt = Options(jobs=args.jobs, limits=limits, db_url=args.db, use_bwrap=False if args.no_sandbox else None)
+    limits = Limits(
+        cell_timeout=args.cell_timeout, notebook_timeout=args.timeout, memory_mb=args.memory_mb
+    )
+    opt = Options(
+        jobs=args.jobs, limits=limits, db_url=args.db, use_bwrap=False if args.no_sandbox else None
+    )
     grader = Grader(Path(args.out), opt)
     if grader.sandbox_description().startswith("none"):
-        print("WARNING: bubblewrap (bwrap) is not installed: student code runs WITHOUT isolation "
-              "(resource limits only). Install it: apt-get install bubblewrap", file=sys.stderr)
+        print(
+            "WARNING: bubblewrap (bwrap) is not installed: student code runs WITHOUT isolation "
+            "(resource limits only). Install it: apt-get install bubblewrap",
+            file=sys.stderr,
+        )
     results = grader.run(Path(args.submissions))
     print_table(results)
-    print(f"\ngrades:   {Path(args.out) / 'grades.csv'}\nreport:   {Path(args.out) / 'report.json'}"
-          f"\nfeedback: {Path(args.out) / 'feedback'}/<student>/<assignment>.html")
+    print(
+        f"\ngrades:   {Path(args.out) / 'grades.csv'}\nreport:   {Path(args.out) / 'report.json'}"
+        f"\nfeedback: {Path(args.out) / 'feedback'}/<student>/<assignment>.html"
+    )
     return 0
 
 
@@ -70,13 +79,21 @@ def main(argv: list[str] | None = None) -> int:
     r.set_defaults(func=cmd_release)
     g = sub.add_parser("grade", help="grade a folder or LMS zip of submissions")
     g.add_argument("submissions", help="folder or .zip")
-    g.add_argument("--out", required=True, help="output folder (grades.csv, report.json, feedback/)")
-    g.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    g.add_argument(
+        "--out", required=True, help="output folder (grades.csv, report.json, feedback/)"
+    )
+    g.add_argument(
+        "--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once"
+    )
     g.add_argument("--timeout", type=float, default=300.0, help="seconds per notebook")
     g.add_argument("--cell-timeout", type=float, default=60.0, help="seconds per cell")
     g.add_argument("--memory-mb", type=int, default=6144, help="address space per kernel")
-    g.add_argument("--db", default=None, help="gradebook URL (default: sqlite in OUT; postgresql://...)")
-    g.add_argument("--no-sandbox", action="store_true", help="run without bubblewrap (trusted input only)")
+    g.add_argument(
+        "--db", default=None, help="gradebook URL (default: sqlite in OUT; postgresql://...)"
+    )
+    g.add_argument(
+        "--no-sandbox", action="store_true", help="run without bubblewrap (trusted input only)"
+    )
     g.set_defaults(func=cmd_grade)
     c = sub.add_parser("check", help="a student's self-check of a notebook before submitting")
     c.add_argument("notebook")

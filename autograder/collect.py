@@ -20,7 +20,9 @@ MAX_ZIP_BYTES = 4 << 30
 MAX_MEMBER_BYTES = 100 << 20
 
 CANVAS = re.compile(r"^(?P<student>[^_/]+?)(?:_LATE)?_(?P<uid>\d+)_(?P<sid>\d+)_(?P<file>.+)$")
-MOODLE = re.compile(r"^(?P<student>.+?)_(?P<uid>\d+)_assignsubmission_(?:file|onlinetext)_?(?P<file>.*)$")
+MOODLE = re.compile(
+    r"^(?P<student>.+?)_(?P<uid>\d+)_assignsubmission_(?:file|onlinetext)_?(?P<file>.*)$"
+)
 
 
 @dataclass
@@ -85,9 +87,14 @@ def collect(root: Path, assignments: list[str]) -> list[Submission]:
                 note = f"notebook renamed to '{parts[2]}'"
         elif m_moodle:
             student = m_moodle["student"]
-            assignment = _match_assignment(parts[-1] if len(parts) > 1 else m_moodle["file"], assignments)
+            assignment = _match_assignment(
+                parts[-1] if len(parts) > 1 else m_moodle["file"], assignments
+            )
         elif len(parts) == 1 and m_canvas:
-            student, assignment = m_canvas["student"], _match_assignment(m_canvas["file"], assignments)
+            student, assignment = (
+                m_canvas["student"],
+                _match_assignment(m_canvas["file"], assignments),
+            )
         elif len(parts) == 2:
             student, assignment = parts[0], _match_assignment(parts[1], assignments)
         else:
@@ -111,8 +118,12 @@ def _dedupe(subs: list[Submission]) -> list[Submission]:
         old = best.get(key)
         if old is None or s.path.stat().st_mtime_ns >= old.path.stat().st_mtime_ns:
             if old is not None:
-                s.note = (s.note + "; " if s.note else "") + f"also submitted {old.path.name} (ignored)"
+                s.note = (
+                    s.note + "; " if s.note else ""
+                ) + f"also submitted {old.path.name} (ignored)"
             best[key] = s
         else:
-            old.note = (old.note + "; " if old.note else "") + f"also submitted {s.path.name} (ignored)"
+            old.note = (
+                old.note + "; " if old.note else ""
+            ) + f"also submitted {s.path.name} (ignored)"
     return out + list(best.values())

@@ -64,7 +64,10 @@ def _matching_mistake(student: Record, ref: Record) -> str:
         correct = {k: ref.arrays[k] for k in outs if k in ref.arrays}
         if not outs or all(_close(outs[k], correct.get(k, np.nan), 1e-8, 1e-8) for k in outs):
             continue  # this case cannot tell the mistake from the right answer
-        if all(k in student.arrays and _close(student.arrays[k], v, 1e-5, 1e-4) for k, v in outs.items()):
+        if all(
+            k in student.arrays and _close(student.arrays[k], v, 1e-5, 1e-4)
+            for k, v in outs.items()
+        ):
             return label
     return ""
 
@@ -87,7 +90,9 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
     if "error" in meta:
         return Verdict(key, False, f"{name}: the reference itself failed ({meta['error']})")
     if student is None:
-        return bad("not checked", "the hidden check to run", "nothing recorded (the cell stopped early)")
+        return bad(
+            "not checked", "the hidden check to run", "nothing recorded (the cell stopped early)"
+        )
     if "error" in student.meta:
         return bad("raised an exception", "a result", str(student.meta["error"]))
     if student.meta.get("modified"):
@@ -98,8 +103,16 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
             "use out-of-place operations (x = x + y, not x += y or x.clamp_())",
         )
     for k, v in meta.items():
-        if k.startswith("out") and k.endswith((".dtype", ".len", ".keys")) and student.meta.get(k) != v:
-            return bad(f"wrong type or structure of {k.rsplit('.', 1)[0]}", str(v), str(student.meta.get(k)))
+        if (
+            k.startswith("out")
+            and k.endswith((".dtype", ".len", ".keys"))
+            and student.meta.get(k) != v
+        ):
+            return bad(
+                f"wrong type or structure of {k.rsplit('.', 1)[0]}",
+                str(v),
+                str(student.meta.get(k)),
+            )
     mistake = _matching_mistake(student, ref)
     for k, exp in ref.arrays.items():
         if k.startswith("mistake."):
@@ -121,4 +134,6 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
 
 def compare_all(student: dict[str, Record], reference: dict[str, Record]) -> dict[str, Verdict]:
     """A verdict for every reference key (a student record with no reference is ignored)."""
-    return {key: compare_record(key, student.get(key), ref) for key, ref in sorted(reference.items())}
+    return {
+        key: compare_record(key, student.get(key), ref) for key, ref in sorted(reference.items())
+    }

@@ -45,7 +45,9 @@ class CappedClient(NotebookClient):
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
-        size = len(str(content.get("text", ""))) + sum(len(str(v)) for v in content.get("data", {}).values())
+        size = len(str(content.get("text", ""))) + sum(
+            len(str(v)) for v in content.get("data", {}).values()
+        )
         if msg.get("msg_type") == "error":  # errors always kept (short), they decide statuses
             content["traceback"] = [str(t)[:2000] for t in content.get("traceback", [])[-20:]]
             return super().output(outs, msg, display_id, cell_index)
@@ -53,8 +55,13 @@ class CappedClient(NotebookClient):
         if self.output_budget < 0:
             if not self.truncated:
                 self.truncated = True
-                outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text="[grader] output limit reached: further output dropped\n"))
+                outs.append(
+                    nbformat.v4.new_output(
+                        "stream",
+                        name="stderr",
+                        text="[grader] output limit reached: further output dropped\n",
+                    )
+                )
             return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -70,9 +77,16 @@ async def _run(nb, sandbox: Sandbox) -> RunResult:
     lim = sandbox.limits
     km = make_kernel_manager(sandbox)
     client = CappedClient(
-        nb, output_bytes=lim.output_kb << 10, km=km, timeout=int(lim.cell_timeout),
-        startup_timeout=120, allow_errors=True, interrupt_on_timeout=True,
-        error_on_timeout=TIMEOUT_ERROR, record_timing=False, kernel_name="python3",
+        nb,
+        output_bytes=lim.output_kb << 10,
+        km=km,
+        timeout=int(lim.cell_timeout),
+        startup_timeout=120,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout=TIMEOUT_ERROR,
+        record_timing=False,
+        kernel_name="python3",
     )
     result = RunResult()
     start = time.monotonic()
@@ -82,27 +96,39 @@ async def _run(nb, sandbox: Sandbox) -> RunResult:
             for pos, i in enumerate(code_cells):
                 remaining = lim.notebook_timeout - (time.monotonic() - start)
                 if remaining <= 0:
-                    result.status, result.reason = "timeout", f"notebook time limit ({lim.notebook_timeout:.0f} s)"
+                    result.status, result.reason = (
+                        "timeout",
+                        f"notebook time limit ({lim.notebook_timeout:.0f} s)",
+                    )
                     result.cells += [CellResult(j, "not_run") for j in code_cells[pos:]]
                     break
                 cell = nb.cells[i]
                 try:
                     # A hard deadline on top of nbclient's own (interrupting) cell timeout.
-                    await asyncio.wait_for(client.async_execute_cell(cell, i),
-                                           timeout=min(remaining, lim.cell_timeout * 2 + 10))
+                    await asyncio.wait_for(
+                        client.async_execute_cell(cell, i),
+                        timeout=min(remaining, lim.cell_timeout * 2 + 10),
+                    )
                 except (asyncio.TimeoutError, CellTimeoutError):
                     result.cells.append(CellResult(i, "timeout", "time limit"))
-                    result.status, result.reason = "timeout", f"cell {i} did not stop when interrupted"
-                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1:]]
+                    result.status, result.reason = (
+                        "timeout",
+                        f"cell {i} did not stop when interrupted",
+                    )
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
                 except DeadKernelError:
                     result.cells.append(CellResult(i, "error", "the kernel died"))
                     result.status = "kernel_died"
-                    result.reason = f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)"
-                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1:]]
+                    result.reason = (
+                        f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)"
+                    )
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
                 err = _error_text(cell)
-                status = "timeout" if err.startswith("CellTimeoutError") else ("error" if err else "ok")
+                status = (
+                    "timeout" if err.startswith("CellTimeoutError") else ("error" if err else "ok")
+                )
                 result.cells.append(CellResult(i, status, err))
     except Exception as exc:  # noqa: BLE001 - kernel start failures and the like
         if not result.cells:

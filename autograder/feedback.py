@@ -25,12 +25,23 @@ def _safe_outputs(outputs: list) -> list:
     for out in outputs:
         kind = out.get("output_type")
         if kind == "stream":
-            kept.append(nbformat.v4.new_output("stream", name=out.get("name", "stdout"),
-                                               text=str(out.get("text", ""))[:MAX_TEXT]))
+            kept.append(
+                nbformat.v4.new_output(
+                    "stream",
+                    name=out.get("name", "stdout"),
+                    text=str(out.get("text", ""))[:MAX_TEXT],
+                )
+            )
         elif kind == "error":
             tb = "\n".join(map(str, out.get("traceback", [])))[-MAX_TEXT:]
-            kept.append(nbformat.v4.new_output("error", ename=str(out.get("ename", ""))[:200],
-                                               evalue=str(out.get("evalue", ""))[:2000], traceback=[tb]))
+            kept.append(
+                nbformat.v4.new_output(
+                    "error",
+                    ename=str(out.get("ename", ""))[:200],
+                    evalue=str(out.get("evalue", ""))[:2000],
+                    traceback=[tb],
+                )
+            )
         elif kind in ("display_data", "execute_result"):
             data = {k: v for k, v in out.get("data", {}).items() if k in SAFE_MIME}
             if "text/plain" in data:
@@ -55,14 +66,17 @@ def _summary(result: dict) -> str:
     if rows:
         parts.append("| test | points | result |\n|---|---|---|\n" + rows)
     if result.get("notes"):
-        parts.append("**Changes made before grading:**\n\n" + "\n".join(f"* {html.escape(n)}" for n in result["notes"]))
+        parts.append(
+            "**Changes made before grading:**\n\n"
+            + "\n".join(f"* {html.escape(n)}" for n in result["notes"])
+        )
     return "\n\n".join(parts)
 
 
 def feedback_notebook(result: dict, nb) -> nbformat.NotebookNode:
     out = nbformat.v4.new_notebook()
     out.cells.append(nbformat.v4.new_markdown_cell(_summary(result)))
-    for cell in (nb.cells if nb is not None else []):
+    for cell in nb.cells if nb is not None else []:
         cell = copy.deepcopy(cell)
         if cell.get("cell_type") == "code" and is_test(cell):
             gid = cell.metadata["nbgrader"]["grade_id"]
@@ -71,8 +85,13 @@ def feedback_notebook(result: dict, nb) -> nbformat.NotebookNode:
             mark = "PASSED" if verdict.get("passed") else "FAILED"
             pts = f"{verdict.get('points', 0):g} / {verdict.get('max_points', 0):g}"
             new = nbformat.v4.new_code_cell(strip_hidden(cell.source))
-            new.outputs = [nbformat.v4.new_output("stream", name="stdout" if verdict.get("passed") else "stderr",
-                                                  text=f"[{mark}] {gid}: {pts} points\n{text}\n")]
+            new.outputs = [
+                nbformat.v4.new_output(
+                    "stream",
+                    name="stdout" if verdict.get("passed") else "stderr",
+                    text=f"[{mark}] {gid}: {pts} points\n{text}\n",
+                )
+            ]
             out.cells.append(new)
         elif cell.get("cell_type") == "code":
             new = nbformat.v4.new_code_cell(str(cell.get("source", "")))

@@ -51,6 +51,16 @@ def _helpers_digest() -> bytes:
     return b"".join(p.read_bytes() for p in sorted((paths.ROOT / "helpers").glob("*.py")))
 
 
+def max_score(source: Path) -> float:
+    """Total points of an assignment's test cells."""
+    import nbformat
+
+    from autograder.restore import is_test
+
+    nb = nbformat.read(source, as_version=4)
+    return sum(float(c.metadata["nbgrader"].get("points", 0)) for c in nb.cells if is_test(c))
+
+
 def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) -> dict:
     slot = slots.get()
     try:
@@ -61,15 +71,29 @@ def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) 
         result_file = job_file.with_suffix(".result.json")
         result_file.unlink(missing_ok=True)
         try:
-            proc = subprocess.run([sys.executable, "-m", "autograder.worker", str(job_file), str(result_file)],
-                                  capture_output=True, text=True, timeout=hard_timeout, cwd=paths.ROOT)
+            proc = subprocess.run(
+                [sys.executable, "-m", "autograder.worker", str(job_file), str(result_file)],
+                capture_output=True,
+                text=True,
+                timeout=hard_timeout,
+                cwd=paths.ROOT,
+            )
             if result_file.exists():
                 return json.loads(result_file.read_text())
             reason = f"grader worker exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
         except subprocess.TimeoutExpired:
             reason = f"grader worker ran past {hard_timeout:.0f} s"
-        return {"student_id": job["student"], "assignment": job["assignment"], "status": "grader_error",
-                "reason": reason, "score": 0.0, "max_score": 0.0, "tests": {}, "notes": [], "flags": []}
+        return {
+            "student_id": job["student"],
+            "assignment": job["assignment"],
+            "status": "grader_error",
+            "reason": reason,
+            "score": 0.0,
+            "max_score": job.get("max_score", 0.0),
+            "tests": {},
+            "notes": [],
+            "flags": [],
+        }
     finally:
         shutil.rmtree(Path(job["workdir"]), ignore_errors=True)
         slots.put(slot)
@@ -88,8 +112,12 @@ class Grader:
         self.hard_timeout = self.opt.limits.notebook_timeout + 180
 
     def _job(self, **kw) -> dict:
-        return {"limits": asdict(self.opt.limits), "use_bwrap": self.opt.use_bwrap,
-                "hide": [str(self.out), *self.hide], **kw}
+        return {
+            "limits": asdict(self.opt.limits),
+            "use_bwrap": self.opt.use_bwrap,
+            "hide": [str(self.out), *self.hide],
+            **kw,
+        }
 
     def reference(self, assignment: str) -> tuple[Path, Path, str]:
         """(source notebook, reference records folder, its hash), built once and cached."""
@@ -99,13 +127,21 @@ class Grader:
         records = self.work / "reference" / f"{assignment}-{key}"
         if (records / "done.json").exists():
             return source, records, key
-        job = self._job(student="_reference", assignment=assignment, notebook=str(source), source=str(source),
-                        workdir=str(self.work / "run" / f"_reference_{assignment}"), reference=True)
+        job = self._job(
+            student="_reference",
+            assignment=assignment,
+            notebook=str(source),
+            source=str(source),
+            workdir=str(self.work / "run" / f"_reference_{assignment}"),
+            reference=True,
+        )
         result = self._reference_run(job, records)
         bad = [c for c in result.get("cells", []) if c["status"] != "ok"]
         if result["status"] != "graded" or bad:
-            raise RuntimeError(f"the reference solution of {assignment} does not run cleanly: "
-                               f"{result.get('reason') or bad[:1]}")
+            raise RuntimeError(
+                f"the reference solution of {assignment} does not run cleanly: "
+                f"{result.get('reason') or bad[:1]}"
+            )
         (records / "done.json").write_text(json.dumps({"assignment": assignment, "key": key}))
         return source, records, key
 
@@ -130,7 +166,11 @@ class Grader:
     def run(self, submissions: Path) -> list[dict]:
         submissions = Path(submissions).resolve()
         self.hide = [str(submissions)]
-        root = extract_zip(submissions, self.work / "inbox") if submissions.suffix == ".zip" else submissions
+        root = (
+            extract_zip(submissions, self.work / "inbox")
+            if submissions.suffix == ".zip"
+            else submissions
+        )
         subs = collect(root, paths.assignments())
         refs = {}
         for a in sorted({s.assignment for s in subs if s.assignment}):
@@ -141,22 +181,43 @@ class Grader:
             if cached is not None:
                 results.append(cached)
             elif not s.assignment:
-                results.append(self._save(s, refs, {
-                    "student_id": s.student, "assignment": s.path.stem, "status": "unknown_assignment",
-                    "reason": s.note, "score": 0.0, "max_score": 0.0, "tests": {}, "notes": [], "flags": []}))
+                results.append(
+                    self._save(
+                        s,
+                        refs,
+                        {
+                            "student_id": s.student,
+                            "assignment": s.path.stem,
+                            "status": "unknown_assignment",
+                            "reason": s.note,
+                            "score": 0.0,
+                            "max_score": 0.0,
+                            "tests": {},
+                            "notes": [],
+                            "flags": [],
+                        },
+                    )
+                )
             else:
                 todo.append(s)
         with ThreadPoolExecutor(max_workers=max(1, self.opt.jobs)) as pool:
             futures = {pool.submit(self._grade_one, s, refs): s for s in todo}
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="nb",
-                            disable=not self.opt.progress):
+            for fut in tqdm(
+                as_completed(futures),
+                total=len(futures),
+                desc="grading",
+                unit="nb",
+                disable=not self.opt.progress,
+            ):
                 results.append(fut.result())
         self._write_outputs(results, refs)
         return results
 
     def _fingerprint(self, s: Submission, refs) -> str:
         ref_key = refs[s.assignment][2] if s.assignment else ""
-        return _sha(s.path.read_bytes(), ref_key.encode(), json.dumps(asdict(self.opt.limits)).encode())
+        return _sha(
+            s.path.read_bytes(), ref_key.encode(), json.dumps(asdict(self.opt.limits)).encode()
+        )
 
     def _result_path(self, s: Submission) -> Path:
         return self.results_dir / s.student / f"{s.assignment or s.path.stem}.json"
@@ -165,7 +226,10 @@ class Grader:
         p = self._result_path(s)
         if p.exists():
             data = json.loads(p.read_text())
-            if data.get("fingerprint") == self._fingerprint(s, refs) and data.get("status") != "grader_error":
+            if (
+                data.get("fingerprint") == self._fingerprint(s, refs)
+                and data.get("status") != "grader_error"
+            ):
                 return data
         return None
 
@@ -181,9 +245,16 @@ class Grader:
 
     def _grade_one(self, s: Submission, refs) -> dict:
         source, records, _ = refs[s.assignment]
-        job = self._job(student=s.student, assignment=s.assignment, notebook=str(s.path), source=str(source),
-                        reference_records=str(records), workdir=str(self.work / "run" / f"{s.student}__{s.assignment}"),
-                        feedback=str(self.out / "feedback" / s.student / f"{s.assignment}.html"))
+        job = self._job(
+            student=s.student,
+            assignment=s.assignment,
+            notebook=str(s.path),
+            source=str(source),
+            max_score=max_score(source),
+            reference_records=str(records),
+            workdir=str(self.work / "run" / f"{s.student}__{s.assignment}"),
+            feedback=str(self.out / "feedback" / s.student / f"{s.assignment}.html"),
+        )
         return self._save(s, refs, _run_worker(job, self.work, self.slots, self.hard_timeout))
 
     def _write_outputs(self, results: list[dict], refs) -> None:
@@ -191,16 +262,36 @@ class Grader:
         test_ids = sorted({gid for r in results for gid in r.get("tests", {})})
         with open(self.out / "grades.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["student_id", "assignment", "score", "max_score", "status", "flags", *test_ids])
+            w.writerow(
+                ["student_id", "assignment", "score", "max_score", "status", "flags", *test_ids]
+            )
             for r in results:
                 flags = "; ".join([*r.get("notes", []), *r.get("flags", [])])
-                w.writerow([r["student_id"], r["assignment"], f"{r['score']:g}", f"{r['max_score']:g}", r["status"],
-                            flags, *(f"{r['tests'][t]['points']:g}" if t in r.get("tests", {}) else "" for t in test_ids)])
-        report = {"grader_version": GRADER_VERSION, "sandbox": self.sandbox_description(), "submissions": results}
+                w.writerow(
+                    [
+                        r["student_id"],
+                        r["assignment"],
+                        f"{r['score']:g}",
+                        f"{r['max_score']:g}",
+                        r["status"],
+                        flags,
+                        *(
+                            f"{r['tests'][t]['points']:g}" if t in r.get("tests", {}) else ""
+                            for t in test_ids
+                        ),
+                    ]
+                )
+        report = {
+            "grader_version": GRADER_VERSION,
+            "sandbox": self.sandbox_description(),
+            "submissions": results,
+        }
         (self.out / "report.json").write_text(json.dumps(report, indent=1))
         db_url = self.opt.db_url or gradebook.default_db_url(self.out)
         gradebook.record(db_url, {a: v[0] for a, v in refs.items()}, results)
 
     def sandbox_description(self) -> str:
-        use = shutil.which("bwrap") is not None if self.opt.use_bwrap is None else self.opt.use_bwrap
+        use = (
+            shutil.which("bwrap") is not None if self.opt.use_bwrap is None else self.opt.use_bwrap
+        )
         return "bubblewrap" if use else "none (limits only)"

@@ -7,6 +7,7 @@ writes, one submission at a time.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -24,6 +25,8 @@ def record(db_url: str, sources: dict[str, Path], results: list[dict]) -> int:
     from nbgrader.api import Gradebook
 
     ensure_env_on_path()
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
     stored = 0
     with Gradebook(db_url) as gb:
         for assignment, path in sources.items():
@@ -33,8 +36,13 @@ def record(db_url: str, sources: dict[str, Path], results: list[dict]) -> int:
             for cell in nb.cells:
                 if is_test(cell):
                     meta = cell.metadata["nbgrader"]
-                    gb.update_or_create_grade_cell(meta["grade_id"], assignment, assignment,
-                                                   max_score=float(meta.get("points", 0)), cell_type="code")
+                    gb.update_or_create_grade_cell(
+                        meta["grade_id"],
+                        assignment,
+                        assignment,
+                        max_score=float(meta.get("points", 0)),
+                        cell_type="code",
+                    )
         for r in results:
             if r["assignment"] not in sources or not r.get("tests"):
                 continue

@@ -25,8 +25,10 @@ def cells_of(name: str, kind: str, directory: Path | None = None) -> list[nbform
         if cell.cell_type != "code":
             continue
         meta = cell.metadata.get("nbgrader", {})
-        if kind == "code" or (kind == "solution" and meta.get("solution")) or (
-            kind == "test" and meta.get("grade") and not meta.get("solution")
+        if (
+            kind == "code"
+            or (kind == "solution" and meta.get("solution"))
+            or (kind == "test" and meta.get("grade") and not meta.get("solution"))
         ):
             out.append(cell)
     return out
@@ -39,7 +41,17 @@ def solution_namespace(name: str, extra: dict | None = None) -> SimpleNamespace:
     setup cell), so the answers see ``torch``, ``F``, ``nn`` and friends.
     """
     ns: dict = dict(extra or {})
-    exec("import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n", ns)
+    exec(
+        "import numpy as np\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n",
+        ns,
+    )
     for cell in cells_of(name, "solution"):
-        exec(compile(_MARKERS.sub("", cell.source), f"<{name}:{cell.metadata['nbgrader']['grade_id']}>", "exec"), ns)
+        exec(
+            compile(
+                _MARKERS.sub("", cell.source),
+                f"<{name}:{cell.metadata['nbgrader']['grade_id']}>",
+                "exec",
+            ),
+            ns,
+        )
     return SimpleNamespace(**{k: v for k, v in ns.items() if not k.startswith("__")})

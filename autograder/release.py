@@ -51,8 +51,12 @@ def prepare_source(name: str, root: Path) -> Path:
     return dest
 
 
-def release(names: list[str] | None = None, out: Path | None = None,
-            db_url: str | None = None, root: Path | None = None) -> list[Path]:
+def release(
+    names: list[str] | None = None,
+    out: Path | None = None,
+    db_url: str | None = None,
+    root: Path | None = None,
+) -> list[Path]:
     """Generate the student notebooks; returns the paths written."""
     from nbgrader.apps import NbGraderAPI
 
@@ -67,7 +71,9 @@ def release(names: list[str] | None = None, out: Path | None = None,
         prepare_source(name, root)
         result = api.generate_assignment(name, force=True, create=True)
         if not result.get("success"):
-            raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{result.get('error')}")
+            raise RuntimeError(
+                f"nbgrader generate_assignment {name} failed:\n{result.get('error')}"
+            )
         student = nbformat.read(root / "release" / name / f"{name}.ipynb", as_version=4)
         out.mkdir(parents=True, exist_ok=True)
         nbformat.write(student, out / f"{name}.ipynb")

@@ -55,9 +55,9 @@ def restore(submission, source) -> tuple[nbformat.NotebookNode, list[str]]:
                 continue
             seen.add(gid)
             ref = wanted[gid]
-            if cell.get("cell_type") != "code" or _norm(strip_hidden(cell.get("source", ""))) != _norm(
-                strip_hidden(ref.source)
-            ):
+            if cell.get("cell_type") != "code" or _norm(
+                strip_hidden(cell.get("source", ""))
+            ) != _norm(strip_hidden(ref.source)):
                 notes.append(f"edited test cell '{gid}' restored")
             elif _meta(cell).get("points") != _meta(ref).get("points"):
                 notes.append(f"points of test cell '{gid}' restored")

@@ -92,8 +92,14 @@ class Sandbox:
         }
 
     def _hidden_paths(self) -> list[Path]:
-        hidden = [paths.SOLUTIONS, paths.ROOT / "autograder", paths.ROOT / ".git",
-                  paths.COURSE, Path.home(), *self.hide]
+        hidden = [
+            paths.SOLUTIONS,
+            paths.ROOT / "autograder",
+            paths.ROOT / ".git",
+            paths.COURSE,
+            Path.home(),
+            *self.hide,
+        ]
         out = {Path(p).resolve() for p in hidden if Path(p).exists()} - {Path("/")}
         return sorted(out, key=lambda q: len(q.parts))  # parents first; workdir bound back last
 
@@ -112,13 +118,34 @@ class Sandbox:
         ]
         drop = []
         if self.uid is not None:
-            drop = ["setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
-                    "--no-new-privs", "--"]
+            drop = [
+                "setpriv",
+                f"--reuid={self.uid}",
+                f"--regid={self.uid}",
+                "--clear-groups",
+                "--no-new-privs",
+                "--",
+            ]
         if not self.bwrap_available():
             return drop + limits + cmd
-        args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                "--perms", "1777", "--tmpfs", "/tmp", "--unshare-net", "--unshare-ipc", "--unshare-uts",
-                "--die-with-parent"]
+        args = [
+            "bwrap",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--perms",
+            "1777",
+            "--tmpfs",
+            "/tmp",
+            "--unshare-net",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--die-with-parent",
+        ]
         if os.geteuid() != 0:
             args.append("--unshare-user")
         keep = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), paths.ROOT / "helpers"]
@@ -144,8 +171,12 @@ class Sandbox:
 
 def _user_processes() -> int:
     try:
-        out = subprocess.run(["ps", "-U", str(os.getuid()), "-L", "--no-headers"],
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["ps", "-U", str(os.getuid()), "-L", "--no-headers"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         return len(out.splitlines())
     except OSError:
         return 0

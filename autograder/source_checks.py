@@ -21,7 +21,9 @@ def _python(source: str) -> str:
 
         return TransformerManager().transform_cell(source)
     except Exception:  # noqa: BLE001 - fall back to dropping magic lines
-        return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+        return "\n".join(
+            line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))
+        )
 
 
 def definitions(cells) -> dict[str, str]:
@@ -49,15 +51,19 @@ def definitions(cells) -> dict[str, str]:
 
 
 def check_definition(defs: dict[str, str], name: str, vectorised: bool) -> str:
-    """"" when ``name`` is defined as required, else the reason."""
+    """ "" when ``name`` is defined as required, else the reason."""
     if name not in defs:
-        return (f"{name} is not defined in an answer cell of this notebook "
-                "(it must be your own definition, not imported or assigned)")
+        return (
+            f"{name} is not defined in an answer cell of this notebook "
+            "(it must be your own definition, not imported or assigned)"
+        )
     if vectorised:
         loops = loops_in_source(defs[name])
         if loops:
-            return (f"{name} is not vectorised: found {', '.join(loops)}; "
-                    "operate on whole tensors (reductions take dim=) instead of looping")
+            return (
+                f"{name} is not vectorised: found {', '.join(loops)}; "
+                "operate on whole tensors (reductions take dim=) instead of looping"
+            )
     return ""
 
 
@@ -69,7 +75,13 @@ def graded_calls(test_source: str) -> list[str]:
         return []
     names = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "grade"
-                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "grade"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             names.append((node.lineno, node.col_offset, node.args[0].value))
     return [n for *_, n in sorted(names)]

@@ -11,6 +11,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from autograder.source_checks import check_definition, definitions, graded_calls
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 
-INTEGRITY_PROBE = r'''
+INTEGRITY_PROBE = r"""
 import json as _j, sys as _s
 _m = {}
 
@@ -41,13 +42,23 @@ for _mod, _names in {"torch": ["allclose", "equal", "isclose"], "numpy": ["allcl
         if _mm is not None and hasattr(_mm, _n):
             _m[f"{_mod}.{_n}"] = _where(getattr(_mm, _n))
 print("__INTEGRITY__" + _j.dumps(_m))
-'''
+"""
 
 
 def _result(job: dict, status: str, reason: str = "", **extra) -> dict:
-    return {"student_id": job["student"], "assignment": job["assignment"], "status": status,
-            "reason": reason, "score": 0.0, "max_score": job.get("max_score", 0.0), "tests": {},
-            "notes": [], "flags": [], "seconds": 0.0, **extra}
+    return {
+        "student_id": job["student"],
+        "assignment": job["assignment"],
+        "status": status,
+        "reason": reason,
+        "score": 0.0,
+        "max_score": job.get("max_score", 0.0),
+        "tests": {},
+        "notes": [],
+        "flags": [],
+        "seconds": 0.0,
+        **extra,
+    }
 
 
 def _integrity(nb) -> list[str]:
@@ -59,9 +70,11 @@ def _integrity(nb) -> list[str]:
         try:
             found = json.loads(text.split("__INTEGRITY__", 1)[1].strip().splitlines()[0])
             bad = [
-                name for name, (module, filename) in found.items()
+                name
+                for name, (module, filename) in found.items()
                 if not str(module or "torch").startswith(("torch", "numpy", "helpers"))
-                or "ipykernel_" in str(filename) or str(filename).startswith("<")
+                or "ipykernel_" in str(filename)
+                or str(filename).startswith("<")
             ]
         except (ValueError, IndexError, TypeError):
             return ["integrity probe output unreadable"]
@@ -91,7 +104,9 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             if isinstance(c["source"], list):
                 c["source"] = "".join(map(str, c["source"]))
     except Exception as exc:  # noqa: BLE001 - any malformed file
-        return _result(job, "invalid_notebook", f"not a readable notebook: {type(exc).__name__}: {exc}"[:300]), None
+        return _result(
+            job, "invalid_notebook", f"not a readable notebook: {type(exc).__name__}: {exc}"[:300]
+        ), None
     if not any(c.get("cell_type") == "code" for c in cells):
         return _result(job, "empty_notebook", "the notebook has no code cell"), None
 
@@ -100,9 +115,14 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     nb.cells.append(nbformat.v4.new_code_cell(INTEGRITY_PROBE))
     workdir = Path(job["workdir"])
     shutil.rmtree(workdir, ignore_errors=True)
-    sandbox = Sandbox(workdir=workdir / "home", rundir=workdir / "run", slot=int(job.get("slot", 0)),
-                      limits=Limits(**job.get("limits", {})), hide=[Path(p) for p in job.get("hide", [])],
-                      use_bwrap=job.get("use_bwrap"))
+    sandbox = Sandbox(
+        workdir=workdir / "home",
+        rundir=workdir / "run",
+        slot=int(job.get("slot", 0)),
+        limits=Limits(**job.get("limits", {})),
+        hide=[Path(p) for p in job.get("hide", [])],
+        use_bwrap=job.get("use_bwrap"),
+    )
     run = run_notebook(nb, sandbox)
     by_index = {c.index: c for c in run.cells}
     flags = [] if job.get("reference") else _integrity(nb)
@@ -131,9 +151,12 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
         state = by_index.get(i)
         if state is None or state.status != "ok":
             passed = False
-            why = {"not_run": "not run (an earlier cell stopped the notebook)",
-                   "timeout": "the cell ran past the time limit"}.get(state.status if state else "not_run",
-                                                                    state.error if state else "")
+            why = {
+                "not_run": "not run (an earlier cell stopped the notebook)",
+                "timeout": "the cell ran past the time limit",
+            }.get(state.status if state else "not_run", state.error if state else "")
+            if why.startswith("NotImplementedError"):
+                why = "NotImplementedError: the answer above is not written yet"
             messages.append(why or "the cell raised an error")
         for name in graded_calls(cell.source):
             occ = occurrences.get(name, 0)
@@ -141,8 +164,14 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             prefix = f"{name}#{occ}#"
             mine = [v for k, v in verdicts.items() if k.startswith(prefix)]
             refs = [r for k, r in reference.items() if k.startswith(prefix)]
-            for v in mine:
-                if not v.passed:
+            failed = [v for v in mine if not v.passed]
+            if failed and name not in records_names(records):
+                passed = False
+                messages.append(
+                    f"{name}: the hidden checks did not run (the cell stopped before them)"
+                )
+            else:
+                for v in failed:
                     passed = False
                     messages.append(v.message)
             target = next((r.meta for r in refs if r.meta.get("defines")), None)
@@ -151,16 +180,32 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
                 if problem:
                     passed = False
                     messages.append(problem)
-        tests[gid] = {"points": points if passed else 0.0, "max_points": points, "passed": passed,
-                      "messages": _dedupe(messages)}
+        tests[gid] = {
+            "points": points if passed else 0.0,
+            "max_points": points,
+            "passed": passed,
+            "messages": _dedupe(messages),
+        }
     score = sum(t["points"] for t in tests.values())
     status = run.status if run.status != "ok" else ("flagged" if notes or flags else "graded")
     reason = run.reason or ("; ".join(notes + flags)[:500] if status == "flagged" else "")
-    result = _result(job, status, reason, score=score, max_score=sum(t["max_points"] for t in tests.values()),
-                     tests=tests, notes=notes, flags=flags)
+    result = _result(
+        job,
+        status,
+        reason,
+        score=score,
+        max_score=sum(t["max_points"] for t in tests.values()),
+        tests=tests,
+        notes=notes,
+        flags=flags,
+    )
     result["seconds"] = round(time.monotonic() - start, 1)
     result["output_truncated"] = run.truncated
     return result, nb
+
+
+def records_names(records: dict) -> set[str]:
+    return {k.split("#", 1)[0] for k in records}
 
 
 def _dedupe(items: list[str]) -> list[str]:
@@ -168,6 +213,7 @@ def _dedupe(items: list[str]) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    warnings.filterwarnings("ignore")
     job = json.loads(Path(argv[0]).read_text())
     try:
         result, nb = grade_submission(job)

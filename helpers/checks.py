@@ -127,7 +127,15 @@ def check_unchanged(fn: Callable, *args: Any, name: str | None = None, **kwargs:
     return out
 
 
-_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_LOOPS = (
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
 
 
 def loops_in_source(source: str) -> list[str]:

@@ -30,8 +30,11 @@ def codes(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(zs), torch.cat(ys)
 
 
-def linear_probe_accuracy(train_xy: tuple[np.ndarray, np.ndarray],
-                          test_xy: tuple[np.ndarray, np.ndarray], max_iter: int = 500) -> float:
+def linear_probe_accuracy(
+    train_xy: tuple[np.ndarray, np.ndarray],
+    test_xy: tuple[np.ndarray, np.ndarray],
+    max_iter: int = 500,
+) -> float:
     """Test accuracy of a logistic regression fitted on the training features."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline

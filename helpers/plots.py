@@ -50,8 +50,12 @@ def image_rows(rows: Mapping[str, torch.Tensor], n: int = 10, title: str = "") -
     return fig
 
 
-def loss_curves(histories: History | Mapping[str, History], keys: Sequence[str] | None = None,
-                title: str = "Training curves", logy: bool = False) -> Figure:
+def loss_curves(
+    histories: History | Mapping[str, History],
+    keys: Sequence[str] | None = None,
+    title: str = "Training curves",
+    logy: bool = False,
+) -> Figure:
     """Per-epoch curves of one history, or of several labelled ones on shared axes."""
     if isinstance(histories, History):
         histories = {"": histories}
@@ -77,22 +81,34 @@ def latent_scatter(z2: np.ndarray, labels: np.ndarray, title: str = "2-D latent 
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
-    sns.scatterplot(x=z2[:, 0], y=z2[:, 1], hue=labels.astype(str), palette="tab10", s=12,
-                    linewidth=0, ax=ax, legend="full")
+    sns.scatterplot(
+        x=z2[:, 0],
+        y=z2[:, 1],
+        hue=labels.astype(str),
+        palette="tab10",
+        s=12,
+        linewidth=0,
+        ax=ax,
+        legend="full",
+    )
     ax.legend(title="class", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
     ax.set_title(title)
     fig.tight_layout()
     return fig
 
 
-def activation_histograms(activations: Mapping[str, torch.Tensor | np.ndarray], bins: int = 40,
-                          title: str = "Code activations") -> Figure:
+def activation_histograms(
+    activations: Mapping[str, torch.Tensor | np.ndarray],
+    bins: int = 40,
+    title: str = "Code activations",
+) -> Figure:
     """Overlaid histograms (share of values) of several activation sets."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label, a in activations.items():
         a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-        ax.hist(a.ravel(), bins=bins, alpha=0.55, label=label,
-                weights=np.full(a.size, 100.0 / a.size))
+        ax.hist(
+            a.ravel(), bins=bins, alpha=0.55, label=label, weights=np.full(a.size, 100.0 / a.size)
+        )
     ax.set_xlabel("activation")
     ax.set_ylabel("% of values")
     ax.legend(frameon=False)
@@ -101,8 +117,9 @@ def activation_histograms(activations: Mapping[str, torch.Tensor | np.ndarray], 
     return fig
 
 
-def scree_plot(explained_variance_ratio: np.ndarray, threshold: float | None = None,
-               title: str = "Scree plot") -> Figure:
+def scree_plot(
+    explained_variance_ratio: np.ndarray, threshold: float | None = None, title: str = "Scree plot"
+) -> Figure:
     """Bars of each component's share of variance and the cumulative curve."""
     r = np.asarray(explained_variance_ratio)
     k = np.arange(1, len(r) + 1)
@@ -122,8 +139,14 @@ def scree_plot(explained_variance_ratio: np.ndarray, threshold: float | None = N
     return fig
 
 
-def curves(x: np.ndarray, ys: Mapping[str, np.ndarray], xlabel: str, ylabel: str,
-           title: str = "", vline: float | None = None) -> Figure:
+def curves(
+    x: np.ndarray,
+    ys: Mapping[str, np.ndarray],
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    vline: float | None = None,
+) -> Figure:
     """Several labelled curves over one x axis, with an optional marker line."""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     for label, y in ys.items():
@@ -140,8 +163,13 @@ def curves(x: np.ndarray, ys: Mapping[str, np.ndarray], xlabel: str, ylabel: str
     return fig
 
 
-def image_panels(images: Sequence[np.ndarray], titles: Sequence[str], ncols: int = 5,
-                 cmap: str = "viridis", title: str = "") -> Figure:
+def image_panels(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    ncols: int = 5,
+    cmap: str = "viridis",
+    title: str = "",
+) -> Figure:
     """Small 2-D arrays side by side (e.g. mean activation per class)."""
     n = len(images)
     nrows = (n + ncols - 1) // ncols

@@ -1,0 +1,66 @@
+# Every thing a person does with the course has a target here.
+# The environment lives in .venv, created on first use from requirements.txt.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+SUBMISSIONS ?= submissions
+OUT         ?= out/graded
+JOBS        ?= 2
+
+.PHONY: help install sandbox student release validate test test-fast lint format demo grade check bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install everything
+
+sandbox:  ## install bubblewrap for the grader's sandbox (needs root and apt)
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
+	      && echo "installed bubblewrap"; \
+	  else echo "WARNING: bubblewrap missing; install it (e.g. apt-get install bubblewrap) to sandbox grading"; fi; }
+
+student release: $(STAMP)  ## regenerate notebooks/ from solutions/ (nbgrader generate_assignment)
+	$(PY) -m autograder release
+
+validate: $(STAMP)  ## nbgrader validate: solutions pass, student versions fail every test
+	$(PY) -m autograder validate
+
+test: $(STAMP) sandbox  ## run the whole test suite
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)  ## the tests that start no kernel
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)  ## ruff lint and format check
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)  ## ruff format
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+demo: $(STAMP) sandbox  ## release, fabricate a class, grade it in the sandbox, print the table
+	$(PY) -m autograder demo --jobs $(JOBS)
+
+grade: $(STAMP) sandbox  ## grade SUBMISSIONS (folder or zip) into OUT
+	$(PY) -m autograder grade $(SUBMISSIONS) --out $(OUT) --jobs $(JOBS)
+
+check: $(STAMP)  ## a student's self-check: make check NOTEBOOK=notebooks/04_sparse_autoencoder.ipynb
+	$(PY) -m autograder check $(NOTEBOOK)
+
+bench: $(STAMP)  ## speed and memory targets (vectorised sparsity losses >= 20x a loop)
+	$(PY) benchmarks/bench_sparsity.py
+
+clean:  ## remove generated files (keeps .venv)
+	rm -rf out autograder/course checkpoints .pytest_cache
