@@ -38,6 +38,7 @@ class Options:
     db_url: str | None = None
     use_bwrap: bool | None = None
     progress: bool = True
+    reference_cache: Path | None = None  # default: OUT/.work/reference
 
 
 def _sha(*chunks: bytes) -> str:
@@ -106,6 +107,9 @@ class Grader:
         self.opt = options or Options()
         self.work = self.out / ".work"
         self.results_dir = self.out / "results"
+        # Reference records depend only on the solution, helpers and grader: shareable.
+        cache = self.opt.reference_cache or os.environ.get("COURSE_REFERENCE_CACHE")
+        self.reference_cache = Path(cache).resolve() if cache else self.work / "reference"
         self.slots: queue.Queue = queue.Queue()
         for i in range(max(1, self.opt.jobs)):
             self.slots.put(i)
@@ -115,7 +119,7 @@ class Grader:
         return {
             "limits": asdict(self.opt.limits),
             "use_bwrap": self.opt.use_bwrap,
-            "hide": [str(self.out), *self.hide],
+            "hide": [str(self.out), str(self.reference_cache), *self.hide],
             **kw,
         }
 
@@ -124,7 +128,7 @@ class Grader:
         course = self.work / "course"
         source = prepare_source(assignment, course)
         key = _sha(source.read_bytes(), _helpers_digest(), GRADER_VERSION.encode())[:16]
-        records = self.work / "reference" / f"{assignment}-{key}"
+        records = self.reference_cache / f"{assignment}-{key}"
         if (records / "done.json").exists():
             return source, records, key
         job = self._job(

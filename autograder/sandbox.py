@@ -3,10 +3,11 @@
 The kernel of every submission runs
 
 * inside ``bwrap`` with no network, a read-only view of the machine, a private
-  ``/tmp``, and tmpfs laid over everything it must not read: ``solutions/``,
-  ``autograder/`` (gradebook and hidden-test sources), the repository's ``.git``,
-  the submissions and the grading output (other students), the grader's home;
-  only its own working copy is bound back, writable;
+  ``/tmp``, and tmpfs laid over everything it must not read: the repository
+  (``solutions/``, ``autograder/`` with the gradebook and hidden-test sources, the
+  tests, ``.git``), the submissions and the grading output (other students), the
+  grader's home; ``helpers/`` and the Python environment are bound back read-only
+  and its own working copy writable;
 * as a uid of its own (when the grader runs as root: one uid per parallel slot, so
   a process bomb exhausts only its own quota and ``pkill -u`` cleans up after it);
 * under ``prlimit``: address space (memory), processes, file size, open files
@@ -92,14 +93,9 @@ class Sandbox:
         }
 
     def _hidden_paths(self) -> list[Path]:
-        hidden = [
-            paths.SOLUTIONS,
-            paths.ROOT / "autograder",
-            paths.ROOT / ".git",
-            paths.COURSE,
-            Path.home(),
-            *self.hide,
-        ]
+        # The whole repository (solutions, tests, .git, ...) goes; helpers/ and the
+        # environment are bound back read-only in wrap().
+        hidden = [paths.ROOT, paths.COURSE, Path.home(), *self.hide]
         out = {Path(p).resolve() for p in hidden if Path(p).exists()} - {Path("/")}
         return sorted(out, key=lambda q: len(q.parts))  # parents first; workdir bound back last
 
