@@ -16,19 +16,20 @@ import nbformat
 
 from autograder import paths
 
+CONFIG_FILE = Path(__file__).with_name("nbgrader_config.py")
+
 
 def nbgrader_config(db_url: str | None = None, root: Path | None = None):
-    """A traitlets Config for nbgrader's own apps, rooted at the course folder."""
-    from traitlets.config import Config
+    """The course's nbgrader settings (``autograder/nbgrader_config.py``), re-rooted if asked."""
+    from traitlets.config.loader import PyFileConfigLoader
 
-    root = Path(root or paths.COURSE)
-    c = Config()
-    c.CourseDirectory.root = str(root)
-    c.CourseDirectory.db_url = db_url or f"sqlite:///{root / 'gradebook.db'}"
-    c.GenerateAssignment.create_assignment = True
-    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-    c.Execute.timeout = 900  # full-size cells; fast mode keeps every cell far below
-    c.Exchange.assignment_dir = str(root)
+    c = PyFileConfigLoader(CONFIG_FILE.name, str(CONFIG_FILE.parent)).load_config()
+    if root is not None:
+        c.CourseDirectory.root = str(root)
+    c.CourseDirectory.db_url = (
+        db_url or f"sqlite:///{Path(c.CourseDirectory.root) / 'gradebook.db'}"
+    )
+    c.Exchange.assignment_dir = c.CourseDirectory.root
     return c
 
 
@@ -61,11 +62,12 @@ def release(
     from nbgrader.apps import NbGraderAPI
 
     ensure_env_on_path()
-    root = Path(root or paths.COURSE)
+    config = nbgrader_config(db_url, root)
+    root = Path(config.CourseDirectory.root)
     out = Path(out or paths.NOTEBOOKS)
     names = names or paths.assignments()
     root.mkdir(parents=True, exist_ok=True)
-    api = NbGraderAPI(config=nbgrader_config(db_url, root))
+    api = NbGraderAPI(config=config)
     written = []
     for name in names:
         prepare_source(name, root)

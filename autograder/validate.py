@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from autograder import paths
+from autograder.release import CONFIG_FILE
 
 PASS = "Success! Your notebook passes all the tests."
 INVERT_PASS = "Success! The notebook does not pass any tests."
@@ -21,6 +22,7 @@ INVERT_PASS = "Success! The notebook does not pass any tests."
 def validate(notebook: Path, invert: bool = False) -> tuple[bool, str]:
     """(ok, nbgrader's output) for one notebook."""
     cmd = [str(Path(sys.executable).parent / "nbgrader"), "validate", str(notebook.resolve())]
+    cmd.append(f"--JupyterApp.config_file={CONFIG_FILE}")
     if invert:
         cmd.append("--invert")
     env = {
