@@ -124,7 +124,9 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
         if got.shape != exp.shape:
             return bad(f"wrong shape of the {label}", str(exp.shape), str(got.shape), mistake)
         if not _close(got, exp, atol, rtol):
-            diff = np.nanmax(np.abs(np.nan_to_num(got - exp, nan=np.inf)))
+            diff = np.nanmax(
+                np.abs(np.nan_to_num(got - exp, nan=np.inf, posinf=np.inf, neginf=np.inf))
+            )
             return bad(f"wrong {label} (max abs diff {diff:.3g})", _fmt(exp), _fmt(got), mistake)
     for k, v in meta.items():
         if k.startswith("grad.") and student.meta.get(k) != v:

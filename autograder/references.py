@@ -6,6 +6,7 @@ never inside a student's kernel.
 
 from __future__ import annotations
 
+import linecache
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -46,12 +47,13 @@ def solution_namespace(name: str, extra: dict | None = None) -> SimpleNamespace:
         ns,
     )
     for cell in cells_of(name, "solution"):
-        exec(
-            compile(
-                _MARKERS.sub("", cell.source),
-                f"<{name}:{cell.metadata['nbgrader']['grade_id']}>",
-                "exec",
-            ),
-            ns,
-        )
+        src = _MARKERS.sub("", cell.source)
+        fname = f"<{name}:{cell.metadata['nbgrader']['grade_id']}>"
+        linecache.cache[fname] = (
+            len(src),
+            None,
+            src.splitlines(True),
+            fname,
+        )  # for inspect.getsource
+        exec(compile(src, fname, "exec"), ns)
     return SimpleNamespace(**{k: v for k, v in ns.items() if not k.startswith("__")})

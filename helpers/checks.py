@@ -86,7 +86,12 @@ def check_dtype(t: torch.Tensor, dtype: torch.dtype, name: str = "output", hint:
 def check_scalar_loss(loss: Any, name: str = "loss", dtype: torch.dtype | None = None) -> None:
     """A loss is a 0-dim tensor that can be back-propagated through."""
     if not isinstance(loss, torch.Tensor):
-        fail(f"{name} must be a tensor", "torch.Tensor", type(loss).__name__)
+        fail(
+            f"{name} must be a tensor",
+            "torch.Tensor",
+            type(loss).__name__,
+            hint="return the torch expression itself, not .item() or a NumPy value",
+        )
     if loss.dim() != 0:
         fail(
             f"{name} must be a 0-dim tensor",
@@ -109,7 +114,7 @@ def check_grad_flows(loss: torch.Tensor, tensor: torch.Tensor, name: str = "loss
         )
     (grad,) = torch.autograd.grad(loss, tensor, allow_unused=True)
     if grad is None or not torch.isfinite(grad).all():
-        fail(f"{name} gradient", "finite gradient", grad, hint="clamp before taking a log")
+        fail(f"{name} gradient", "finite gradient", _fmt(grad), hint="clamp before taking a log")
 
 
 def check_unchanged(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
@@ -153,7 +158,12 @@ def check_vectorised(fn: Callable) -> None:
     try:
         source = inspect.getsource(fn)
     except (OSError, TypeError):
-        fail(f"{getattr(fn, '__name__', fn)} source", "a function defined in a cell", "no source")
+        fail(
+            f"{getattr(fn, '__name__', fn)} source",
+            "a function defined in a cell",
+            "no source",
+            hint="define the function with def in a notebook cell and run that cell",
+        )
     loops = loops_in_source(source)
     if loops:
         fail(

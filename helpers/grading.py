@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import os
+import weakref
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,18 +40,18 @@ class Case:
 def case(desc: str = "", **kwargs: Any) -> Case:
     """One call of the exercise: ``case(a=uniform(4, 3, seed=1), rho=0.05)``."""
     auto = ", ".join(f"{k}={describe(v)}" for k, v in kwargs.items())
-    return Case(kwargs, f"{auto}; {desc}" if desc else auto)
+    return Case(kwargs, "; ".join(p for p in (auto, desc) if p))
 
 
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-_DESCRIPTIONS: dict[int, str] = {}
+_DESCRIPTIONS: dict[int, tuple[weakref.ref, str]] = {}
 
 
 def _tag(t: torch.Tensor, text: str) -> torch.Tensor:
-    _DESCRIPTIONS[id(t)] = text
+    _DESCRIPTIONS[id(t)] = (weakref.ref(t), text)
     return t
 
 
@@ -68,7 +70,10 @@ def normal(*shape: int, seed: int, mean: float = 0.0, std: float = 1.0, dtype=to
 def describe(value: Any) -> str:
     """Short description of an input for failure messages."""
     if isinstance(value, torch.Tensor):
-        return _DESCRIPTIONS.get(id(value), f"tensor {tuple(value.shape)} {value.dtype}")
+        ref, text = _DESCRIPTIONS.get(id(value), (None, ""))
+        if ref is not None and ref() is value:
+            return text
+        return f"tensor {tuple(value.shape)} {value.dtype}"
     if isinstance(value, np.ndarray):
         return f"array {value.shape} {value.dtype}"
     text = repr(value)
@@ -131,7 +136,11 @@ def run_case(fn: Callable, c: Case, grad: Sequence[str] = (), seed: int = 0) -> 
         elif isinstance(v, np.ndarray):
             v = v.copy()
         kwargs[k] = v
-    before = {k: v.detach().clone() for k, v in kwargs.items() if isinstance(v, torch.Tensor)}
+    before = {
+        k: v.detach().clone() if isinstance(v, torch.Tensor) else v.copy()
+        for k, v in kwargs.items()
+        if isinstance(v, torch.Tensor | np.ndarray)
+    }
     try:
         out = fn(**kwargs)
         _flatten("out", out, rec)
@@ -150,11 +159,23 @@ def run_case(fn: Callable, c: Case, grad: Sequence[str] = (), seed: int = 0) -> 
                     rec.arrays[f"grad.{k}"] = g.detach().to(torch.float64).numpy().copy()
     except Exception as exc:  # noqa: BLE001 - recorded, judged outside
         rec.meta["error"] = f"{type(exc).__name__}: {exc}"[:500]
-    modified = [
-        k for k, b in before.items() if b.shape != kwargs[k].shape or not torch.equal(b, kwargs[k])
-    ]
+    modified = [k for k, b in before.items() if not _same(b, kwargs[k])]
     rec.meta["modified"] = modified
     return rec
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal shapes and values, NaN equal to NaN (tensors or arrays)."""
+    if a.shape != b.shape:
+        return False
+    if isinstance(a, torch.Tensor):
+        b = b.detach()
+        if a.is_floating_point():
+            return bool(
+                torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0), b.nan_to_num(0))
+            )
+        return bool(torch.equal(a, b))
+    return bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
 def grade(
@@ -211,6 +232,15 @@ def load_record(path: Path, max_bytes: int = 64 << 20) -> Record:
     """Read a record without unpickling anything; refuse oversized files."""
     if path.stat().st_size > max_bytes:
         raise ValueError(f"{path.name} is larger than {max_bytes} bytes")
+    try:
+        with zipfile.ZipFile(
+            path
+        ) as zf:  # compressed members could inflate: count what they unpack to
+            members = zf.infolist()
+    except zipfile.BadZipFile as exc:
+        raise ValueError(f"{path.name} is not an .npz archive") from exc
+    if len(members) > 256 or sum(m.file_size for m in members) > max_bytes:
+        raise ValueError(f"{path.name} unpacks to more than {max_bytes} bytes or 256 arrays")
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["__meta__"]))
         arrays = {k[2:]: np.asarray(data[k], dtype=np.float64) for k in data.files if k[:2] == "a:"}

@@ -64,9 +64,9 @@ def configure(config: T, fast: dict[str, Any] | None = None, **overrides: Any) -
     """
     if not dataclasses.is_dataclass(config) or isinstance(config, type):
         raise TypeError("configure() takes a dataclass instance, e.g. Config()")
-    changes = dict(fast or {}) if is_fast() else {}
-    changes.update(overrides)
-    unknown = set(changes) - {f.name for f in dataclasses.fields(config)}
+    unknown = (set(fast or {}) | set(overrides)) - {f.name for f in dataclasses.fields(config)}
     if unknown:
         raise TypeError(f"unknown setting(s) {sorted(unknown)} for {type(config).__name__}")
+    changes = dict(fast or {}) if is_fast() else {}
+    changes.update(overrides)
     return dataclasses.replace(config, **changes)

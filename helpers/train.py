@@ -105,6 +105,8 @@ def load_or_train(
     if weights.exists() and meta.exists():
         try:
             info = json.loads(meta.read_text())
+            if not isinstance(info, dict):
+                raise ValueError("sidecar is not a JSON object")
             if info.get("sha256") == _digest(weights):
                 state = torch.load(weights, map_location="cpu", weights_only=True)
                 model.load_state_dict(state)
