@@ -88,6 +88,7 @@ class Sandbox:
             "COURSE_DATA_DIR": str(self.workdir / "data"),
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
+            "OPENBLAS_NUM_THREADS": "1",
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONNOUSERSITE": "1",
         }

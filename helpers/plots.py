@@ -81,10 +81,12 @@ def latent_scatter(z2: np.ndarray, labels: np.ndarray, title: str = "2-D latent 
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    order = [str(c) for c in sorted(np.unique(labels))]
     sns.scatterplot(
         x=z2[:, 0],
         y=z2[:, 1],
         hue=labels.astype(str),
+        hue_order=order,
         palette="tab10",
         s=12,
         linewidth=0,

@@ -12,6 +12,9 @@ import re
 import traceback
 
 HEADER = re.compile(r"^#\s*Tests:\s*(?P<name>[\w ,.-]+?)\s*$", re.M)
+HIDDEN = re.compile(
+    r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*$", re.M | re.S
+)
 
 
 def test_cells(sources: list[str]) -> dict[str, str]:
@@ -29,7 +32,8 @@ def run_tests(cells: dict[str, str], namespace: dict) -> dict[str, str]:
     results = {}
     for name, src in cells.items():
         try:
-            exec(compile(src, f"<tests: {name}>", "exec"), namespace)
+            # Only the visible part: hidden blocks (in instructors' copies) are for the grader.
+            exec(compile(HIDDEN.sub("", src), f"<tests: {name}>", "exec"), namespace)
             results[name] = ""
         except Exception as exc:  # noqa: BLE001 - reported to the student
             lines = str(exc).strip().splitlines() or [type(exc).__name__]
