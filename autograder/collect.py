@@ -10,8 +10,10 @@ Accepted layouts, all mixed in one folder if need be:
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
+import unicodedata
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,9 +36,19 @@ class Submission:
 
 
 def slug(text: str) -> str:
-    """A safe student id or file name: letters, digits, '.', '_' and '-'."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
-    return s[:80] or "unknown"
+    """A safe student id or file name: letters, digits, '.', '_' and '-'.
+
+    Accents are folded (``José`` -> ``Jose``); a name whose letters cannot be written in
+    ASCII, or too long a name, gets a short hash of the original, so that different names
+    stay different.
+    """
+    text = unicodedata.normalize("NFKD", text.strip())
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", text.encode("ascii", "ignore").decode()).strip("._")
+    lossy = any(ord(ch) > 127 and unicodedata.category(ch)[0] in "LN" for ch in text)
+    if lossy or len(s) > 80:  # keep different names (and an LMS id at the end) apart
+        tag = hashlib.sha256(text.encode()).hexdigest()[:8]
+        s = f"{s[:71].rstrip('._')}-{tag}" if s else tag
+    return s or "unknown"
 
 
 def _match_assignment(name: str, assignments: list[str]) -> str:
@@ -85,16 +97,16 @@ def collect(root: Path, assignments: list[str]) -> list[Submission]:
                 note = f"unknown assignment folder '{parts[1]}'"
             elif _match_assignment(parts[2], assignments) != assignment:
                 note = f"notebook renamed to '{parts[2]}'"
-        elif m_moodle:
-            student = m_moodle["student"]
+        elif m_moodle:  # the participant id tells namesakes apart
+            student = f"{m_moodle['student']}_{m_moodle['uid']}"
             assignment = _match_assignment(
                 parts[-1] if len(parts) > 1 else m_moodle["file"], assignments
             )
         elif len(parts) == 1 and m_canvas:
-            student, assignment = (
-                m_canvas["student"],
-                _match_assignment(m_canvas["file"], assignments),
+            student = (
+                f"{m_canvas['student']}_{m_canvas['uid']}"  # the user id tells namesakes apart
             )
+            assignment = _match_assignment(m_canvas["file"], assignments)
         elif len(parts) == 2:
             student, assignment = parts[0], _match_assignment(parts[1], assignments)
         else:
@@ -108,22 +120,17 @@ def collect(root: Path, assignments: list[str]) -> list[Submission]:
 
 def _dedupe(subs: list[Submission]) -> list[Submission]:
     """One submission per student and assignment: the latest file wins, the rest are noted."""
-    best: dict[tuple[str, str], Submission] = {}
+    groups: dict[tuple[str, str], list[Submission]] = {}
     out = []
     for s in subs:
-        if not s.assignment:
-            out.append(s)
-            continue
-        key = (s.student, s.assignment)
-        old = best.get(key)
-        if old is None or s.path.stat().st_mtime_ns >= old.path.stat().st_mtime_ns:
-            if old is not None:
-                s.note = (
-                    s.note + "; " if s.note else ""
-                ) + f"also submitted {old.path.name} (ignored)"
-            best[key] = s
+        if s.assignment:
+            groups.setdefault((s.student, s.assignment), []).append(s)
         else:
-            old.note = (
-                old.note + "; " if old.note else ""
-            ) + f"also submitted {s.path.name} (ignored)"
-    return out + list(best.values())
+            out.append(s)
+    for group in groups.values():
+        # the newest file; on a tie, the one that sorts last (as before)
+        best = max(enumerate(group), key=lambda p: (p[1].path.stat().st_mtime_ns, p[0]))[1]
+        ignored = [f"also submitted {s.path.name} (ignored)" for s in group if s is not best]
+        best.note = "; ".join([n for n in [best.note, *ignored] if n])
+        out.append(best)
+    return out

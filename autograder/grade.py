@@ -10,6 +10,7 @@ stopped and a regrade of an unchanged submission is skipped.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ import queue
 import shutil
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -100,6 +102,27 @@ def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) 
         slots.put(slot)
 
 
+def _claim_slots(n: int, limit: int = 4000) -> tuple[list[int], list]:
+    """``n`` slot numbers that no other grader on this machine holds, with their locks.
+
+    A slot is a kernel uid (``BASE_UID + slot``): limits count per uid and leftovers are
+    killed per uid, so two graders (or a grader and the test suite) must never share one.
+    """
+    slots, locks = [], []
+    for i in range(limit):
+        f = open(Path(tempfile.gettempdir()) / f"autograder-slot-{i}.lock", "a")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            f.close()
+            continue
+        slots.append(i)
+        locks.append(f)
+        if len(slots) == n:
+            return slots, locks
+    raise RuntimeError(f"only {len(slots)} free grading slots on this machine")
+
+
 class Grader:
     def __init__(self, out: Path, options: Options | None = None):
         self.out = Path(out).resolve()
@@ -111,7 +134,8 @@ class Grader:
         cache = self.opt.reference_cache or os.environ.get("COURSE_REFERENCE_CACHE")
         self.reference_cache = Path(cache).resolve() if cache else self.work / "reference"
         self.slots: queue.Queue = queue.Queue()
-        for i in range(max(1, self.opt.jobs)):
+        ids, self._slot_locks = _claim_slots(max(1, self.opt.jobs))  # held while self lives
+        for i in ids:
             self.slots.put(i)
         self.hard_timeout = self.opt.limits.notebook_timeout + 180
 

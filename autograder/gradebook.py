@@ -20,19 +20,39 @@ def default_db_url(root: Path) -> str:
     return f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"
 
 
+def engine_url(db_url: str) -> str:
+    """``postgresql://`` means psycopg 3 to SQLAlchemy >= 2.1; use psycopg2 when only it is here."""
+    import importlib.util
+
+    if (
+        db_url.startswith("postgresql://")
+        and importlib.util.find_spec("psycopg") is None
+        and importlib.util.find_spec("psycopg2") is not None
+    ):
+        return "postgresql+psycopg2://" + db_url[len("postgresql://") :]
+    return db_url
+
+
 def record(db_url: str, sources: dict[str, Path], results: list[dict]) -> int:
     """Write every graded result; returns the number of submissions stored."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Grade, Gradebook, MissingEntry
 
     ensure_env_on_path()
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", category=Warning, message=".*not in session.*")
     stored = 0
-    with Gradebook(db_url) as gb:
+    with Gradebook(engine_url(db_url)) as gb:
         for assignment, path in sources.items():
             nb = nbformat.read(path, as_version=4)
             gb.update_or_create_assignment(assignment)
-            gb.update_or_create_notebook(assignment, assignment)
+            notebook = gb.update_or_create_notebook(assignment, assignment)
+            wanted = {c.metadata["nbgrader"]["grade_id"] for c in nb.cells if is_test(c)}
+            for cell in list(notebook.grade_cells):  # test cells the source no longer has
+                if cell.name not in wanted:
+                    for grade in list(cell.grades):
+                        gb.db.delete(grade)
+                    gb.db.delete(cell)
+            gb.db.commit()
             for cell in nb.cells:
                 if is_test(cell):
                     meta = cell.metadata["nbgrader"]
@@ -49,7 +69,16 @@ def record(db_url: str, sources: dict[str, Path], results: list[dict]) -> int:
             gb.update_or_create_student(r["student_id"])
             gb.update_or_create_submission(r["assignment"], r["student_id"])
             for gid, t in r["tests"].items():
-                grade = gb.find_grade(gid, r["assignment"], r["assignment"], r["student_id"])
+                try:
+                    grade = gb.find_grade(gid, r["assignment"], r["assignment"], r["student_id"])
+                except MissingEntry:  # a test cell added since this submission was first stored
+                    grade = Grade(
+                        cell_id=gb.find_grade_cell(gid, r["assignment"], r["assignment"]).id,
+                        notebook=gb.find_submission_notebook(
+                            r["assignment"], r["assignment"], r["student_id"]
+                        ),
+                    )
+                    gb.db.add(grade)
                 grade.auto_score = float(t["points"])
                 grade.needs_manual_grade = False
             gb.db.commit()
@@ -61,8 +90,9 @@ def scores(db_url: str) -> dict[tuple[str, str], float]:
     """(student, assignment) -> total score, as the gradebook has it."""
     from nbgrader.api import Gradebook
 
+    ensure_env_on_path()
     out = {}
-    with Gradebook(db_url) as gb:
+    with Gradebook(engine_url(db_url)) as gb:
         for assignment in gb.assignments:
             for sub in assignment.submissions:
                 out[(sub.student.id, assignment.name)] = float(sub.score)

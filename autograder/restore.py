@@ -68,7 +68,7 @@ def restore(submission, source) -> tuple[nbformat.NotebookNode, list[str]]:
             cell["metadata"].pop("nbgrader", None)
             cells.append(cell)
         else:
-            cells.append(cell)
+            cells.append(copy.deepcopy(cell))  # ids and outputs are reset below: not the caller's
     # Deleted test cells go back after the cell that precedes them in the source.
     order = [_meta(c).get("grade_id") for c in source.cells]
     for gid, ref in wanted.items():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 import warnings
 from dataclasses import asdict
@@ -115,15 +116,21 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     nb.cells.append(nbformat.v4.new_code_cell(INTEGRITY_PROBE))
     workdir = Path(job["workdir"])
     shutil.rmtree(workdir, ignore_errors=True)
+    # The kernel's IPC sockets live in rundir, and an AF_UNIX path holds at most 107 bytes:
+    # not below --out and an (up to 80-character) student id, then.
+    rundir = Path(tempfile.mkdtemp(prefix="agk-"))
     sandbox = Sandbox(
         workdir=workdir / "home",
-        rundir=workdir / "run",
+        rundir=rundir,
         slot=int(job.get("slot", 0)),
         limits=Limits(**job.get("limits", {})),
         hide=[Path(p) for p in job.get("hide", [])],
         use_bwrap=job.get("use_bwrap"),
     )
-    run = run_notebook(nb, sandbox)
+    try:
+        run = run_notebook(nb, sandbox)
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
     by_index = {c.index: c for c in run.cells}
     flags = [] if job.get("reference") else _integrity(nb)
     nb.cells.pop()  # the probe is the grader's, not part of the feedback
