@@ -26,9 +26,12 @@ def nbgrader_config(db_url: str | None = None, root: Path | None = None):
     c = PyFileConfigLoader(CONFIG_FILE.name, str(CONFIG_FILE.parent)).load_config()
     if root is not None:
         c.CourseDirectory.root = str(root)
-    c.CourseDirectory.db_url = (
-        db_url or f"sqlite:///{Path(c.CourseDirectory.root) / 'gradebook.db'}"
-    )
+    if db_url:
+        from autograder.gradebook import engine_url  # psycopg2 for postgresql:// URLs
+
+        c.CourseDirectory.db_url = engine_url(db_url)
+    else:
+        c.CourseDirectory.db_url = f"sqlite:///{Path(c.CourseDirectory.root) / 'gradebook.db'}"
     c.Exchange.assignment_dir = c.CourseDirectory.root
     return c
 
