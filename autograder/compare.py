@@ -95,6 +95,18 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
         )
     if "error" in student.meta:
         return bad("raised an exception", "a result", str(student.meta["error"]))
+    changed = [
+        k[len("input.") :]
+        for k, exp in ref.arrays.items()
+        if k.startswith("input.")
+        and not (
+            k in student.arrays
+            and student.arrays[k].shape == exp.shape
+            and np.array_equal(student.arrays[k], exp, equal_nan=True)
+        )
+    ]
+    if changed and not student.meta.get("modified"):
+        student.meta["modified"] = changed
     if student.meta.get("modified"):
         return bad(
             "modified its input in place",
@@ -115,7 +127,7 @@ def compare_record(key: str, student: Record | None, ref: Record) -> Verdict:
             )
     mistake = _matching_mistake(student, ref)
     for k, exp in ref.arrays.items():
-        if k.startswith("mistake."):
+        if k.startswith(("mistake.", "input.")):
             continue
         got = student.arrays.get(k)
         label = "value" if k.startswith("out") else f"gradient w.r.t. {k[5:]}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
@@ -24,6 +25,7 @@ class CellResult:
     index: int
     status: str  # "ok", "error", "timeout", "not_run"
     error: str = ""
+    records: list[str] = field(default_factory=list)  # record files written while this cell ran
 
 
 @dataclass
@@ -36,14 +38,36 @@ class RunResult:
 
 
 class CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most ``output_bytes`` of outputs per notebook."""
+    """A NotebookClient that keeps at most ``output_bytes`` of outputs per notebook.
 
-    def __init__(self, nb, output_bytes: int, **kw):
+    The outputs of ``trusted`` cells (the grader's own probe) are always kept. ``timed_out`` and
+    ``idle`` tell, after each cell, whether nbclient had to interrupt it and whether the kernel then
+    reported the cell finished: interrupted but never idle means the cell ignored the interrupt.
+    """
+
+    def __init__(self, nb, output_bytes: int, trusted: frozenset[int] = frozenset(), **kw):
         super().__init__(nb, **kw)
         self.output_budget = output_bytes
         self.truncated = False
+        self.trusted = trusted
+        self.timed_out = False
+        self.idle = False
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self.timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def process_message(self, msg, cell, cell_index):
+        if (
+            msg.get("msg_type") == "status"
+            and msg.get("content", {}).get("execution_state") == "idle"
+        ):
+            self.idle = True
+        return super().process_message(msg, cell, cell_index)
 
     def output(self, outs, msg, display_id, cell_index):
+        if cell_index in self.trusted:
+            return super().output(outs, msg, display_id, cell_index)
         content = msg.get("content", {})
         size = len(str(content.get("text", ""))) + sum(
             len(str(v)) for v in content.get("data", {}).values()
@@ -73,12 +97,25 @@ def _error_text(cell) -> str:
     return ""
 
 
-async def _run(nb, sandbox: Sandbox) -> RunResult:
+def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
+    try:
+        return {
+            p.stem: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in directory.iterdir()
+            if p.suffix == ".npz"
+        }
+    except OSError:
+        return {}
+
+
+async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> RunResult:
     lim = sandbox.limits
     km = make_kernel_manager(sandbox)
+    records_dir = sandbox.workdir / ".records"
     client = CappedClient(
         nb,
         output_bytes=lim.output_kb << 10,
+        trusted=trusted,
         km=km,
         timeout=int(lim.cell_timeout),
         startup_timeout=120,
@@ -103,6 +140,8 @@ async def _run(nb, sandbox: Sandbox) -> RunResult:
                     result.cells += [CellResult(j, "not_run") for j in code_cells[pos:]]
                     break
                 cell = nb.cells[i]
+                client.timed_out = client.idle = False
+                before = _records_state(records_dir)
                 try:
                     # A hard deadline on top of nbclient's own (interrupting) cell timeout.
                     await asyncio.wait_for(
@@ -125,11 +164,23 @@ async def _run(nb, sandbox: Sandbox) -> RunResult:
                     )
                     result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
+                if client.timed_out and not client.idle:  # interrupted, and still running
+                    result.cells.append(CellResult(i, "timeout", "did not stop when interrupted"))
+                    result.status, result.reason = (
+                        "timeout",
+                        f"cell {i} did not stop when interrupted",
+                    )
+                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
+                    break
                 err = _error_text(cell)
                 status = (
-                    "timeout" if err.startswith("CellTimeoutError") else ("error" if err else "ok")
+                    "timeout"
+                    if client.timed_out or err.startswith("CellTimeoutError")
+                    else ("error" if err else "ok")
                 )
-                result.cells.append(CellResult(i, status, err))
+                after = _records_state(records_dir)
+                written = sorted(k for k, v in after.items() if before.get(k) != v)
+                result.cells.append(CellResult(i, status, err, written))
     except Exception as exc:  # noqa: BLE001 - kernel start failures and the like
         if not result.cells:
             result.status, result.reason = "kernel_failed", f"{type(exc).__name__}: {exc}"[:500]
@@ -149,6 +200,9 @@ async def _run(nb, sandbox: Sandbox) -> RunResult:
     return result
 
 
-def run_notebook(nb, sandbox: Sandbox) -> RunResult:
-    """Execute ``nb`` in place (outputs are added to its cells) and report each cell."""
-    return asyncio.run(_run(nb, sandbox))
+def run_notebook(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> RunResult:
+    """Execute ``nb`` in place (outputs are added to its cells) and report each cell.
+
+    ``trusted``: indices of the grader's own cells, whose outputs never count against the limit.
+    """
+    return asyncio.run(_run(nb, sandbox, trusted))

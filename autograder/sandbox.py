@@ -72,6 +72,25 @@ class Sandbox:
                 os.chown(d, self.uid, self.uid)
             for p in self.workdir.rglob("*"):
                 os.lchown(p, self.uid, self.uid)
+            self._check_reachable()
+
+    def _check_reachable(self) -> None:
+        """Fail early, and say why, when the kernel's uid cannot reach its working copy.
+
+        Folders laid over with a tmpfs are made traversable inside the sandbox; every other
+        ancestor is the host's own and must let other users through (e.g. not a 0700 mkdtemp).
+        """
+        # Paths under a tmpfs layer (the hidden ones, and /tmp) are recreated traversable.
+        hidden = [*self._hidden_paths(), Path("/tmp")] if self.bwrap_available() else []
+        for parent in self.workdir.resolve().parents:
+            if any(parent.is_relative_to(h) for h in hidden):
+                continue
+            st = parent.stat()
+            if not st.st_mode & 0o001 and st.st_uid != self.uid:
+                raise PermissionError(
+                    f"{parent} (mode {st.st_mode & 0o777:o}) does not let the sandbox uid "
+                    f"{self.uid} through to {self.workdir}: chmod o+x it or grade elsewhere"
+                )
 
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "LC_ALL", "TZ"}}

@@ -128,7 +128,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
         use_bwrap=job.get("use_bwrap"),
     )
     try:
-        run = run_notebook(nb, sandbox)
+        run = run_notebook(nb, sandbox, trusted=frozenset({len(nb.cells) - 1}))
     finally:
         shutil.rmtree(rundir, ignore_errors=True)
     by_index = {c.index: c for c in run.cells}
@@ -171,6 +171,13 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             prefix = f"{name}#{occ}#"
             mine = [v for k, v in verdicts.items() if k.startswith(prefix)]
             refs = [r for k, r in reference.items() if k.startswith(prefix)]
+            # Only records that this very cell wrote count: a grade() call of the notebook's own,
+            # or a hidden call redirected elsewhere, must not stand in for the hidden test.
+            written = set(state.records) if state is not None else set()
+            for v in mine:
+                if v.passed and v.key not in written:
+                    v.passed = False
+                    v.message = f"{v.key}: not recorded by this test cell's own hidden checks"
             failed = [v for v in mine if not v.passed]
             if failed and name not in records_names(records):
                 passed = False

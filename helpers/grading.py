@@ -161,6 +161,13 @@ def run_case(fn: Callable, c: Case, grad: Sequence[str] = (), seed: int = 0) -> 
         rec.meta["error"] = f"{type(exc).__name__}: {exc}"[:500]
     modified = [k for k, b in before.items() if not _same(b, kwargs[k])]
     rec.meta["modified"] = modified
+    # The inputs as the call left them, judged outside (the kernel may have patched torch.equal).
+    for k in before:
+        v = kwargs[k]
+        if isinstance(v, np.ndarray) and v.dtype.kind not in "biuf":
+            continue
+        after = v.detach().cpu().to(torch.float64).numpy() if isinstance(v, torch.Tensor) else v
+        rec.arrays[f"input.{k}"] = np.array(after, dtype=np.float64, copy=True)
     return rec
 
 
