@@ -108,6 +108,13 @@ def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
         return {}
 
 
+def _stop(result: RunResult, last: CellResult, rest: list[int], status: str, reason: str) -> None:
+    """End the run at ``last``: the remaining cells are marked not run."""
+    result.cells.append(last)
+    result.cells += [CellResult(j, "not_run") for j in rest]
+    result.status, result.reason = status, reason
+
+
 async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> RunResult:
     lim = sandbox.limits
     km = make_kernel_manager(sandbox)
@@ -149,28 +156,31 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                         timeout=min(remaining, lim.cell_timeout * 2 + 10),
                     )
                 except (asyncio.TimeoutError, CellTimeoutError):
-                    result.cells.append(CellResult(i, "timeout", "time limit"))
-                    result.status, result.reason = (
+                    _stop(
+                        result,
+                        CellResult(i, "timeout", "time limit"),
+                        code_cells[pos + 1 :],
                         "timeout",
                         f"cell {i} did not stop when interrupted",
                     )
-                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
                 except DeadKernelError:
-                    result.cells.append(CellResult(i, "error", "the kernel died"))
-                    result.status = "kernel_died"
-                    result.reason = (
-                        f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)"
+                    _stop(
+                        result,
+                        CellResult(i, "error", "the kernel died"),
+                        code_cells[pos + 1 :],
+                        "kernel_died",
+                        f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)",
                     )
-                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
                 if client.timed_out and not client.idle:  # interrupted, and still running
-                    result.cells.append(CellResult(i, "timeout", "did not stop when interrupted"))
-                    result.status, result.reason = (
+                    _stop(
+                        result,
+                        CellResult(i, "timeout", "did not stop when interrupted"),
+                        code_cells[pos + 1 :],
                         "timeout",
                         f"cell {i} did not stop when interrupted",
                     )
-                    result.cells += [CellResult(j, "not_run") for j in code_cells[pos + 1 :]]
                     break
                 err = _error_text(cell)
                 status = (

@@ -29,6 +29,7 @@ from autograder import gradebook, paths
 from autograder.collect import Submission, collect, extract_zip
 from autograder.release import prepare_source
 from autograder.sandbox import Limits
+from autograder.worker import empty_result
 
 GRADER_VERSION = "1"
 
@@ -86,17 +87,7 @@ def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) 
             reason = f"grader worker exited with {proc.returncode}: {proc.stderr.strip()[-300:]}"
         except subprocess.TimeoutExpired:
             reason = f"grader worker ran past {hard_timeout:.0f} s"
-        return {
-            "student_id": job["student"],
-            "assignment": job["assignment"],
-            "status": "grader_error",
-            "reason": reason,
-            "score": 0.0,
-            "max_score": job.get("max_score", 0.0),
-            "tests": {},
-            "notes": [],
-            "flags": [],
-        }
+        return empty_result(job, "grader_error", reason)
     finally:
         shutil.rmtree(Path(job["workdir"]), ignore_errors=True)
         slots.put(slot)
@@ -213,17 +204,11 @@ class Grader:
                     self._save(
                         s,
                         refs,
-                        {
-                            "student_id": s.student,
-                            "assignment": s.path.stem,
-                            "status": "unknown_assignment",
-                            "reason": s.note,
-                            "score": 0.0,
-                            "max_score": 0.0,
-                            "tests": {},
-                            "notes": [],
-                            "flags": [],
-                        },
+                        empty_result(
+                            {"student": s.student, "assignment": s.path.stem},
+                            "unknown_assignment",
+                            s.note,
+                        ),
                     )
                 )
             else:

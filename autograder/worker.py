@@ -46,7 +46,7 @@ print("__INTEGRITY__" + _j.dumps(_m))
 """
 
 
-def _result(job: dict, status: str, reason: str = "", **extra) -> dict:
+def empty_result(job: dict, status: str, reason: str = "", **extra) -> dict:
     return {
         "student_id": job["student"],
         "assignment": job["assignment"],
@@ -89,11 +89,13 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return _result(job, "unreadable", str(exc)), None
+        return empty_result(job, "unreadable", str(exc)), None
     if len(raw) > MAX_NOTEBOOK_BYTES:
-        return _result(job, "too_large", f"{len(raw)} bytes (limit {MAX_NOTEBOOK_BYTES})"), None
+        return empty_result(
+            job, "too_large", f"{len(raw)} bytes (limit {MAX_NOTEBOOK_BYTES})"
+        ), None
     if not raw.strip():
-        return _result(job, "empty_notebook", "the file is empty"), None
+        return empty_result(job, "empty_notebook", "the file is empty"), None
     try:
         submitted = nbformat.reads(raw.decode("utf-8", errors="replace"), as_version=4)
         cells = submitted.get("cells")
@@ -105,11 +107,11 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             if isinstance(c["source"], list):
                 c["source"] = "".join(map(str, c["source"]))
     except Exception as exc:  # noqa: BLE001 - any malformed file
-        return _result(
+        return empty_result(
             job, "invalid_notebook", f"not a readable notebook: {type(exc).__name__}: {exc}"[:300]
         ), None
     if not any(c.get("cell_type") == "code" for c in cells):
-        return _result(job, "empty_notebook", "the notebook has no code cell"), None
+        return empty_result(job, "empty_notebook", "the notebook has no code cell"), None
 
     source = nbformat.read(job["source"], as_version=4)
     nb, notes = restore(submitted, source)
@@ -138,7 +140,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     records, problems = load_records(workdir / "home" / ".records")
     flags += problems
     if job.get("reference"):
-        result = _result(job, "graded" if run.status == "ok" else run.status, run.reason)
+        result = empty_result(job, "graded" if run.status == "ok" else run.status, run.reason)
         result["cells"] = [asdict(c) for c in run.cells]
         return result, nb
     reference, _ = load_records(Path(job["reference_records"]))
@@ -203,7 +205,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     score = sum(t["points"] for t in tests.values())
     status = run.status if run.status != "ok" else ("flagged" if notes or flags else "graded")
     reason = run.reason or ("; ".join(notes + flags)[:500] if status == "flagged" else "")
-    result = _result(
+    result = empty_result(
         job,
         status,
         reason,
@@ -232,7 +234,7 @@ def main(argv: list[str]) -> int:
     try:
         result, nb = grade_submission(job)
     except Exception as exc:  # noqa: BLE001 - reported as this submission's status
-        result, nb = _result(job, "grader_error", f"{type(exc).__name__}: {exc}"[:500]), None
+        result, nb = empty_result(job, "grader_error", f"{type(exc).__name__}: {exc}"[:500]), None
     if job.get("feedback") and not job.get("reference"):
         feedback.write(Path(job["feedback"]), result, nb)
     Path(argv[1]).write_text(json.dumps(result, indent=1))
