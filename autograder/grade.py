@@ -9,7 +9,6 @@ stopped and a regrade of an unchanged submission is skipped.
 
 from __future__ import annotations
 
-import csv
 import fcntl
 import hashlib
 import json
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from autograder import gradebook, paths
+from autograder import gradebook, paths, report
 from autograder.collect import Submission, collect, extract_zip
 from autograder.release import prepare_source
 from autograder.sandbox import Limits
@@ -271,35 +270,8 @@ class Grader:
         return self._save(s, refs, _run_worker(job, self.work, self.slots, self.hard_timeout))
 
     def _write_outputs(self, results: list[dict], refs) -> None:
-        results.sort(key=lambda r: (r["student_id"], r["assignment"]))
-        test_ids = sorted({gid for r in results for gid in r.get("tests", {})})
-        with open(self.out / "grades.csv", "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(
-                ["student_id", "assignment", "score", "max_score", "status", "flags", *test_ids]
-            )
-            for r in results:
-                flags = "; ".join([*r.get("notes", []), *r.get("flags", [])])
-                w.writerow(
-                    [
-                        r["student_id"],
-                        r["assignment"],
-                        f"{r['score']:g}",
-                        f"{r['max_score']:g}",
-                        r["status"],
-                        flags,
-                        *(
-                            f"{r['tests'][t]['points']:g}" if t in r.get("tests", {}) else ""
-                            for t in test_ids
-                        ),
-                    ]
-                )
-        report = {
-            "grader_version": GRADER_VERSION,
-            "sandbox": self.sandbox_description(),
-            "submissions": results,
-        }
-        (self.out / "report.json").write_text(json.dumps(report, indent=1))
+        header = {"grader_version": GRADER_VERSION, "sandbox": self.sandbox_description()}
+        report.write_all(self.out, results, header)
         db_url = self.opt.db_url or gradebook.default_db_url(self.out)
         gradebook.record(db_url, {a: v[0] for a, v in refs.items()}, results)
 
