@@ -190,11 +190,19 @@ class Grader:
             else submissions
         )
         subs = collect(root, paths.assignments())
-        refs = {}
+        refs, broken = {}, {}
         for a in sorted({s.assignment for s in subs if s.assignment}):
-            refs[a] = self.reference(a)
+            try:
+                refs[a] = self.reference(a)
+            except Exception as exc:  # noqa: BLE001 - the instructor's side: report, grade the rest
+                broken[a] = f"{type(exc).__name__}: {exc}"[:500]
+                print(f"ERROR: cannot grade {a}: {broken[a]}", file=sys.stderr)
         results, todo = [], []
         for s in subs:
+            if s.assignment in broken:  # not cached, not saved: a fixed reference regrades it
+                job = {"student": s.student, "assignment": s.assignment}
+                results.append(empty_result(job, "grader_error", broken[s.assignment]))
+                continue
             cached = self._cached(s, refs)
             if cached is not None:
                 results.append(cached)
