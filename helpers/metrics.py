@@ -21,11 +21,12 @@ def mean_over_loader(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], l
 
 @torch.no_grad()
 def codes(model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
-    """Codes ``z`` of a model whose forward returns ``(x_hat, z)``, and the labels."""
+    """Codes ``z`` (on the CPU) of a model whose forward returns ``(x_hat, z)``, and the labels."""
     model.eval()
+    device = next(model.parameters()).device
     zs, ys = [], []
     for x, y in loader:
-        zs.append(model(x)[1])
+        zs.append(model(x.to(device))[1].cpu())
         ys.append(y)
     return torch.cat(zs), torch.cat(ys)
 
