@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -64,9 +65,19 @@ def max_score(source: Path) -> float:
     return sum(float(c.metadata["nbgrader"].get("points", 0)) for c in nb.cells if is_test(c))
 
 
-def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) -> dict:
+@contextmanager
+def _slot(slots: queue.Queue, workdir: str):
+    """Hold a grading slot (its kernel uid) for one run; clean the run's folder afterwards."""
     slot = slots.get()
     try:
+        yield slot
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        slots.put(slot)
+
+
+def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) -> dict:
+    with _slot(slots, job["workdir"]) as slot:
         job = {**job, "slot": slot}
         job_file = work / "jobs" / f"{job['student']}__{job['assignment'] or 'unknown'}.json"
         job_file.parent.mkdir(parents=True, exist_ok=True)
@@ -87,9 +98,6 @@ def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) 
         except subprocess.TimeoutExpired:
             reason = f"grader worker ran past {hard_timeout:.0f} s"
         return empty_result(job, "grader_error", reason)
-    finally:
-        shutil.rmtree(Path(job["workdir"]), ignore_errors=True)
-        slots.put(slot)
 
 
 def _claim_slots(n: int, limit: int = 4000) -> tuple[list[int], list]:
@@ -164,10 +172,9 @@ class Grader:
         return source, records, key
 
     def _reference_run(self, job: dict, records: Path) -> dict:
-        slot = self.slots.get()
-        try:
-            from autograder.worker import grade_submission
+        from autograder.worker import grade_submission
 
+        with _slot(self.slots, job["workdir"]) as slot:
             result, _ = grade_submission({**job, "slot": slot})
             shutil.rmtree(records, ignore_errors=True)
             records.parent.mkdir(parents=True, exist_ok=True)
@@ -177,9 +184,6 @@ class Grader:
             else:
                 records.mkdir()
             return result
-        finally:
-            shutil.rmtree(job["workdir"], ignore_errors=True)
-            self.slots.put(slot)
 
     def run(self, submissions: Path) -> list[dict]:
         submissions = Path(submissions).resolve()

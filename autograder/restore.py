@@ -12,6 +12,10 @@ import copy
 
 import nbformat
 
+from helpers.selfcheck import strip_hidden
+
+__all__ = ["is_test", "restore", "strip_hidden"]
+
 
 def _meta(cell) -> dict:
     m = cell.get("metadata", {}).get("nbgrader", {})
@@ -26,19 +30,6 @@ def is_test(cell) -> bool:
 def _norm(src) -> str:
     text = "".join(src) if isinstance(src, list) else str(src)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
-
-
-def strip_hidden(source: str) -> str:
-    """The student-visible part of a test cell (hidden blocks removed)."""
-    out, hidden = [], False
-    for line in source.splitlines():
-        if line.strip() == "### BEGIN HIDDEN TESTS":
-            hidden = True
-        elif line.strip() == "### END HIDDEN TESTS":
-            hidden = False
-        elif not hidden:
-            out.append(line)
-    return "\n".join(out).rstrip()
 
 
 def restore(submission, source) -> tuple[nbformat.NotebookNode, list[str]]:

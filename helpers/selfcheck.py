@@ -12,9 +12,19 @@ import re
 import traceback
 
 HEADER = re.compile(r"^#\s*Tests:\s*(?P<name>[\w ,.-]+?)\s*$", re.M)
-HIDDEN = re.compile(
-    r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*$", re.M | re.S
-)
+
+
+def strip_hidden(source: str) -> str:
+    """The student-visible part of a test cell: hidden blocks (instructors' copies) removed."""
+    out, hidden = [], False
+    for line in source.splitlines():
+        if line.strip() == "### BEGIN HIDDEN TESTS":
+            hidden = True
+        elif line.strip() == "### END HIDDEN TESTS":
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return "\n".join(out).rstrip()
 
 
 def test_cells(sources: list[str]) -> dict[str, str]:
@@ -33,7 +43,7 @@ def run_tests(cells: dict[str, str], namespace: dict) -> dict[str, str]:
     for name, src in cells.items():
         try:
             # Only the visible part: hidden blocks (in instructors' copies) are for the grader.
-            exec(compile(HIDDEN.sub("", src), f"<tests: {name}>", "exec"), namespace)
+            exec(compile(strip_hidden(src), f"<tests: {name}>", "exec"), namespace)
             results[name] = ""
         except Exception as exc:  # noqa: BLE001 - reported to the student
             lines = str(exc).strip().splitlines() or [type(exc).__name__]

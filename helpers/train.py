@@ -82,10 +82,6 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def checkpoint_dir() -> Path:
-    return Path("checkpoints")
-
-
 def load_or_train(
     model: nn.Module,
     name: str,
@@ -99,7 +95,7 @@ def load_or_train(
     setting retrains; a sidecar JSON holds the file's SHA-256 and the history, and a
     checkpoint whose hash does not match (truncated, edited) is retrained, never loaded.
     """
-    directory = Path(directory) if directory is not None else checkpoint_dir()
+    directory = Path(directory) if directory is not None else Path("checkpoints")
     key = hashlib.sha256(f"{config!r}|{model!r}".encode()).hexdigest()[:12]
     weights, meta = directory / f"{name}-{key}.pt", directory / f"{name}-{key}.json"
     if weights.exists() and meta.exists():
