@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import weakref
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,6 +198,7 @@ def grade(
     mistakes: Mapping[str, Callable] | None = None,
     vectorised: bool = False,
     defines: str | None = None,
+    given: Sequence[str] = (),
 ) -> None:
     """Run ``fn`` on every case and record the results for the autograder.
 
@@ -205,28 +208,65 @@ def grade(
     its own (``defines``, by default ``name`` when ``fn.__name__ == name``; give it
     when ``fn`` is a probe around the exercise), and with ``vectorised`` that the
     definition has no Python loop or comprehension.
+
+    ``given`` names earlier exercises that ``fn`` builds on (``vae_loss`` on
+    ``kl_divergence``): while the cases run they are bound, in the notebook's namespace, to
+    the reference implementations, so an earlier mistake is not paid for twice. The grader
+    supplies those implementations at grading time (see :data:`GIVEN_NAME`); under ``nbgrader
+    validate`` of the solution the notebook's own definitions are the reference already.
     """
     occurrence = _counts.get(name, 0)
     _counts[name] = occurrence + 1
     out_dir = os.environ.get("COURSE_RECORD_DIR")
     errors = []
-    for i, c in enumerate(cases):
-        rec = run_case(fn, c, grad, seed=1000 + i)
-        rec.meta.update(name=name, hint=hint, atol=atol, rtol=rtol)
-        target = defines or (name if getattr(fn, "__name__", None) == name else None)
-        if target:
-            rec.meta.update(defines=target, vectorised=bool(vectorised))
-        for j, (label, wrong) in enumerate((mistakes or {}).items()):
-            rec.meta[f"mistake.{j}"] = label
-            wrong_rec = run_case(wrong, c, (), seed=1000 + i)
-            for key, arr in wrong_rec.arrays.items():
-                rec.arrays[f"mistake.{j}.{key}"] = arr
-        if "error" in rec.meta:
-            errors.append(f"case {i} ({c.desc}): {rec.meta['error']}")
-        if out_dir:
-            save_record(Path(out_dir) / f"{name}#{occurrence}#{i}.npz", rec)
+    target = defines or (name if getattr(fn, "__name__", None) == name else None)
+    with _given(fn, given):
+        for i, c in enumerate(cases):
+            rec = run_case(fn, c, grad, seed=1000 + i)
+            rec.meta.update(name=name, hint=hint, atol=atol, rtol=rtol)
+            if target:
+                rec.meta.update(defines=target, vectorised=bool(vectorised))
+            if given:
+                rec.meta["given"] = list(given)
+            for j, (label, wrong) in enumerate((mistakes or {}).items()):
+                rec.meta[f"mistake.{j}"] = label
+                wrong_rec = run_case(wrong, c, (), seed=1000 + i)
+                for key, arr in wrong_rec.arrays.items():
+                    rec.arrays[f"mistake.{j}.{key}"] = arr
+            if "error" in rec.meta:
+                errors.append(f"case {i} ({c.desc}): {rec.meta['error']}")
+            if out_dir:
+                save_record(Path(out_dir) / f"{name}#{occurrence}#{i}.npz", rec)
     if errors and not out_dir:
         raise AssertionError(f"{name} failed on hidden cases:\n" + "\n".join(errors))
+
+
+#: The dict, in the notebook's namespace, of reference implementations of earlier exercises
+#: that the grader binds at grading time (name -> function or class).
+GIVEN_NAME = "__course_given__"
+
+
+@contextmanager
+def _given(fn: Callable, names: Sequence[str]):
+    """Bind ``names`` in ``fn``'s module namespace to the grader's reference versions."""
+    namespace = getattr(fn, "__globals__", None)
+    if namespace is None:  # a class or a callable object: its module's namespace
+        module = sys.modules.get(getattr(fn, "__module__", ""), None)
+        namespace = getattr(module, "__dict__", None)
+    supplied = (namespace or {}).get(GIVEN_NAME) or {}
+    swap = {n: supplied[n] for n in names if n in supplied}
+    missing = object()
+    saved = {n: namespace.get(n, missing) for n in swap} if namespace is not None else {}
+    try:
+        if namespace is not None:
+            namespace.update(swap)
+        yield
+    finally:
+        for n, v in saved.items():
+            if v is missing:
+                namespace.pop(n, None)
+            else:
+                namespace[n] = v
 
 
 def save_record(path: Path, rec: Record) -> None:

@@ -437,3 +437,30 @@ def test_selfcheck_finds_and_runs_the_latest_test_cells():
     assert results["err"].startswith("ZeroDivisionError") and "\n" in results["err"]
     assert results["check"].startswith("CheckFailed: value is wrong")
     assert selfcheck.report() == {}  # outside Jupyter: a notice, no results
+
+
+def _part(x):
+    return x * 2
+
+
+def _whole(x):
+    return _part(x) + 1
+
+
+def test_grade_given_binds_reference_parts_only_while_the_cases_run(tmp_path, monkeypatch):
+    from helpers.grading import GIVEN_NAME, case, grade, load_record, uniform
+
+    monkeypatch.setenv("COURSE_RECORD_DIR", str(tmp_path))
+    ns = _whole.__globals__
+    ns[GIVEN_NAME] = {"_part": lambda x: x * 3}
+    try:
+        x = uniform(4, seed=3)
+        grade("_whole", _whole, [case(x=x)], given=("_part",))
+        grade("_whole", _whole, [case(x=x)])
+    finally:
+        ns.pop(GIVEN_NAME)
+    with_given = load_record(tmp_path / "_whole#0#0.npz")
+    without = load_record(tmp_path / "_whole#1#0.npz")
+    np.testing.assert_allclose(with_given.arrays["out"], x.double().numpy() * 3 + 1, rtol=1e-6)
+    np.testing.assert_allclose(without.arrays["out"], x.double().numpy() * 2 + 1, rtol=1e-6)
+    assert with_given.meta["given"] == ["_part"] and _part(torch.ones(1)).item() == 2
