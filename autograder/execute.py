@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,14 +99,22 @@ def _error_text(cell) -> str:
 
 
 def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
+    """Name -> (mtime, size) of the record files, read without following any link."""
     try:
-        return {
-            p.stem: (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in directory.iterdir()
-            if p.suffix == ".npz"
-        }
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return {}
+    try:
+        with os.scandir(fd) as entries:
+            return {
+                e.name[: -len(".npz")]: (st.st_mtime_ns, st.st_size)
+                for e in entries
+                if e.name.endswith(".npz") and (st := e.stat(follow_symlinks=False))
+            }
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
 
 
 def _stop(result: RunResult, last: CellResult, rest: list[int], status: str, reason: str) -> None:
@@ -204,7 +213,9 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                 await km.shutdown_kernel(now=True)
         except Exception:  # noqa: BLE001
             pass
-        sandbox.kill_leftovers()
+        sandbox.finish()  # every process of the run gone, provably, before anything else
+        if km.zmq_context is not None:
+            km.zmq_context.destroy(linger=0)
     result.truncated = client.truncated
     result.seconds = time.monotonic() - start
     return result
