@@ -45,8 +45,11 @@ from autograder import paths
 BASE_UID = 61000
 REFERENCE_SLOT = 10000  # reference runs use slot REFERENCE_SLOT + n: uids students never get
 RUNDIR_MB = 4  # the socket folder holds sockets and the connection file only
-MAX_MESSAGE_MB = 8  # the largest kernel message the grader accepts (larger: dropped)
-IOPUB_QUEUE = 64  # messages queued on the grader's side of a socket (more: dropped)
+# The grader's side of the kernel's sockets: a frame over MAX_MESSAGE_MB closes the channel
+# (libzmq drops the peer; the kernel's later outputs are lost), and at most IOPUB_QUEUE messages
+# wait there (more stay in the kernel's own queue, or are dropped): at most 1 GiB in all.
+MAX_MESSAGE_MB = 64
+IOPUB_QUEUE = 16
 
 # The kernel's parent inside the PID namespace: ipykernel exits at once when its parent is
 # pid 1 (bwrap's reaper), so the kernel runs as the child of this and this waits for it.
@@ -69,7 +72,7 @@ class Limits:
     output_kb: int = 512  # outputs kept per notebook; the rest is dropped
     disk_mb: int = 512  # the working copy (a tmpfs of this size when the grader is root)
     tmp_mb: int = 256  # the private /tmp
-    worker_memory_mb: int = 4096  # address space of the grader's worker process itself
+    worker_memory_mb: int = 6144  # address space of the grader's worker (torch alone maps ~3.5 GB)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from autograder import feedback
 from autograder.compare import compare_all, load_records
 from autograder.execute import run_notebook
 from autograder.records import save_records
+from autograder.redact import redact_submission
 from autograder.restore import is_test, restore
 from autograder.sandbox import Limits, Sandbox
 from autograder.source_checks import check_definition, definitions, graded_calls
@@ -222,6 +223,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     )
     result["seconds"] = round(time.monotonic() - start, 1)
     result["output_truncated"] = run.truncated
+    result["worker_peak_mb"] = run.peak_mb
     return result, nb
 
 
@@ -240,6 +242,8 @@ def main(argv: list[str]) -> int:
         result, nb = grade_submission(job)
     except Exception as exc:  # noqa: BLE001 - reported as this submission's status
         result, nb = empty_result(job, "grader_error", f"{type(exc).__name__}: {exc}"[:500]), None
+    if nb is not None and not job.get("reference"):  # before anything a student sees is written
+        redact_submission(result, nb, job["source"])
     if job.get("feedback") and not job.get("reference"):
         feedback.write(Path(job["feedback"]), result, nb)
     Path(argv[1]).write_text(json.dumps(result, indent=1))
