@@ -223,8 +223,9 @@ class Sandbox:
             args.append("--unshare-user")
         keep = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), paths.ROOT / "helpers"]
         for p in self._hidden_paths():
-            if not p.is_dir():  # a file (a zip of submissions): a tmpfs cannot cover it
-                args += ["--ro-bind", "/dev/null", str(p)]
+            if not p.is_dir():  # a file (a zip of submissions): a tmpfs cannot cover it, and
+                # a read-only bind is mounted nodev (unreadable): reads empty, writes vanish
+                args += ["--dev-bind", "/dev/null", str(p)]
                 continue
             args += ["--perms", "0755", "--tmpfs", str(p)]
             for k in keep:
@@ -257,24 +258,24 @@ def uid_processes(uid: int) -> list[int]:
     return found
 
 
-def kill_uid(uid: int, timeout: float = 20.0) -> int:
-    """Kill every process of ``uid`` and wait until none is left; the number that were.
+def kill_uid(uid: int, timeout: float = 20.0) -> None:
+    """Kill every process of ``uid``, and wait until ``/proc`` lists none.
 
-    ``kill(-1, SIGKILL)`` sent *as that uid* reaches all of its processes in one pass of the
+    ``kill(-1, SIGKILL)`` sent *as that uid* reaches all of its processes in one pass over the
     process table, during which none can fork: a process that keeps changing its pid (fork and
-    exit) cannot slip through, as it can between the reads of ``pkill``.
+    exit) cannot slip through, as it can between the reads of ``pkill`` or of ``/proc``. So it is
+    sent first, every time, and ``/proc`` is only read to see that the dead are gone.
     """
-    deadline, seen = time.monotonic() + timeout, set()
+    deadline = time.monotonic() + timeout
     while True:
-        pids = uid_processes(uid)
-        if not pids:
-            return len(seen)
-        seen.update(pids)
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(pids)} processes of uid {uid} survive SIGKILL: {pids[:5]}")
         subprocess.run(  # as the uid: kill(-1) spares the caller and reaches all the rest
             [*_as_uid(uid), "kill", "-KILL", "--", "-1"], check=False, capture_output=True
         )
+        pids = uid_processes(uid)
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pids)} processes of uid {uid} survive SIGKILL: {pids[:5]}")
         time.sleep(0.05)
 
 
