@@ -165,8 +165,14 @@ def test_every_process_dies_with_the_sandbox_without_being_killed(tmp_path):
 @BWRAP
 def test_hidden_files_read_empty_and_writable_places_are_capped(tmp_path):
     outside = Path(tempfile.mkdtemp(dir="/var/tmp" if os.access("/var/tmp", os.W_OK) else None))
+    try:
+        _check_hidden_file(tmp_path, outside)
+    finally:
+        shutil.rmtree(outside)
+
+
+def _check_hidden_file(tmp_path: Path, outside: Path) -> None:
     outside.chmod(0o755)  # readable by anyone on the host: only the sandbox may hide it
-    request_cleanup = outside  # removed below
     secret = outside / "submissions.zip"
     with zipfile.ZipFile(secret, "w") as zf:
         zf.writestr("ann/04.ipynb", "{}")
@@ -183,7 +189,6 @@ def test_hidden_files_read_empty_and_writable_places_are_capped(tmp_path):
     assert zipfile.ZipFile(secret).namelist() == ["ann/04.ipynb"], "the zip is intact"
     assert sb.uid == BASE_UID + TEST_SLOT
     assert Sandbox(tmp_path, tmp_path, slot=REFERENCE_SLOT + TEST_SLOT).uid != sb.uid
-    shutil.rmtree(request_cleanup)
 
 
 def test_reference_cache_is_trusted_only_when_complete_and_unchanged(tmp_path):
