@@ -10,11 +10,13 @@ the student's kernel changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from helpers.grading import Record, load_record
+from autograder.records import load_records
+from helpers.grading import Record
+
+__all__ = ["Verdict", "compare_all", "compare_record", "load_records"]
 
 
 @dataclass
@@ -22,23 +24,6 @@ class Verdict:
     key: str  # "name#occurrence#case"
     passed: bool
     message: str = ""
-
-
-def load_records(directory: Path, max_files: int = 2000) -> tuple[dict[str, Record], list[str]]:
-    """All readable records of a run, and the problems met while reading them."""
-    records, problems = {}, []
-    if not directory.is_dir():
-        return records, problems
-    files = sorted(p for p in directory.iterdir() if p.suffix == ".npz")
-    if len(files) > max_files:
-        problems.append(f"{len(files)} record files (more than {max_files}): ignored the rest")
-        files = files[:max_files]
-    for path in files:
-        try:
-            records[path.stem] = load_record(path)
-        except Exception as exc:  # noqa: BLE001 - a hostile kernel may write anything
-            problems.append(f"unreadable record {path.name}: {type(exc).__name__}")
-    return records, problems
 
 
 def _fmt(a: np.ndarray, limit: int = 5) -> str:

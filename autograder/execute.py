@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,7 @@ class RunResult:
     reason: str = ""
     truncated: bool = False
     seconds: float = 0.0
+    peak_mb: int = 0  # the grader's own peak memory (RSS) while it ran the kernel
 
 
 class CappedClient(NotebookClient):
@@ -98,14 +102,35 @@ def _error_text(cell) -> str:
 
 
 def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
+    """Name -> (mtime, size) of the record files, read without following any link."""
     try:
-        return {
-            p.stem: (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in directory.iterdir()
-            if p.suffix == ".npz"
-        }
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
         return {}
+    try:
+        with os.scandir(fd) as entries:
+            return {
+                e.name[: -len(".npz")]: (st.st_mtime_ns, st.st_size)
+                for e in entries
+                if e.name.endswith(".npz") and (st := e.stat(follow_symlinks=False))
+            }
+    except OSError:
+        return {}
+    finally:
+        os.close(fd)
+
+
+async def _answers(client: CappedClient, timeout: float = 10.0) -> bool:
+    """Whether an interrupted kernel answers on its shell channel again, i.e. the cell stopped.
+
+    The idle status on iopub says so too, unless a flood closed that channel (an oversized
+    message makes the grader's side drop it): the shell channel is the kernel's own word.
+    """
+    try:
+        await client.kc.kernel_info(reply=True, timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - a timeout, or a kernel gone
+        return False
 
 
 def _stop(result: RunResult, last: CellResult, rest: list[int], status: str, reason: str) -> None:
@@ -173,7 +198,7 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                         f"the kernel died in cell {i} (os._exit, a crash, or the memory limit)",
                     )
                     break
-                if client.timed_out and not client.idle:  # interrupted, and still running
+                if client.timed_out and not client.idle and not await _answers(client):
                     _stop(
                         result,
                         CellResult(i, "timeout", "did not stop when interrupted"),
@@ -204,9 +229,15 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                 await km.shutdown_kernel(now=True)
         except Exception:  # noqa: BLE001
             pass
-        sandbox.kill_leftovers()
+        sandbox.finish()  # every process of the run gone, provably, before anything else
+        if km.zmq_context is not None:
+            with contextlib.suppress(Exception):
+                if client.kc is not None:
+                    client.kc.stop_channels()
+            km.zmq_context.destroy(linger=0)
     result.truncated = client.truncated
     result.seconds = time.monotonic() - start
+    result.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10
     return result
 
 

@@ -20,18 +20,19 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from autograder import gradebook, paths, report
 from autograder.collect import Submission, collect, extract_zip
+from autograder.records import load_records, read_record_files, same_records
 from autograder.release import prepare_source
-from autograder.sandbox import Limits
+from autograder.sandbox import BASE_UID, REFERENCE_SLOT, Limits, kill_uid
 from autograder.worker import empty_result
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 
 
 @dataclass
@@ -55,6 +56,27 @@ def _helpers_digest() -> bytes:
     return b"".join(p.read_bytes() for p in sorted((paths.ROOT / "helpers").glob("*.py")))
 
 
+def _records_digest(folder: Path) -> str:
+    """The hash of a records folder: every file's name and bytes (links refused, not followed)."""
+    files, problems = read_record_files(folder)
+    extra = sorted(p.name for p in folder.iterdir() if p.suffix != ".npz" and p.name != "done.json")
+    if problems or extra:
+        return "unusable: " + "; ".join([*problems, *extra])
+    return _sha(*(f"{k}\0{len(v)}\0".encode() + v for k, v in sorted(files.items())))
+
+
+def _cache_ok(records: Path, key: str) -> bool:
+    try:
+        done = json.loads((records / "done.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(done, dict)
+        and done.get("key") == key
+        and done.get("sha256") == _records_digest(records)
+    )
+
+
 def max_score(source: Path) -> float:
     """Total points of an assignment's test cells."""
     import nbformat
@@ -66,27 +88,54 @@ def max_score(source: Path) -> float:
 
 
 @contextmanager
-def _slot(slots: queue.Queue, workdir: str):
-    """Hold a grading slot (its kernel uid) for one run; clean the run's folder afterwards."""
+def _slot(slots: queue.Queue, workdir: str, offset: int = 0):
+    """Hold a grading slot (its kernel uid) for one run; clean the run's folder afterwards.
+
+    ``offset``: reference runs add :data:`REFERENCE_SLOT`, so that they never share a uid (and
+    with it the right to signal, ptrace or write) with a student's kernel.
+    """
     slot = slots.get()
     try:
-        yield slot
+        yield slot + offset
     finally:
+        if os.geteuid() == 0:  # a worker killed at the hard timeout leaves its kernel behind
+            try:
+                kill_uid(BASE_UID + slot + offset)
+            except RuntimeError as exc:  # the next run's worker refuses the slot: grader_error
+                print(f"WARNING: {exc}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
         slots.put(slot)
 
 
-def _run_worker(job: dict, work: Path, slots: queue.Queue, hard_timeout: float) -> dict:
-    with _slot(slots, job["workdir"]) as slot:
-        job = {**job, "slot": slot}
-        job_file = work / "jobs" / f"{job['student']}__{job['assignment'] or 'unknown'}.json"
+def _worker_command(job: dict, job_file: Path, result_file: Path) -> list[str]:
+    """The worker's command line: its own address-space limit and, as root, its own mount
+    namespace (where the kernel's working copy gets a size-capped tmpfs that dies with it)."""
+    memory = Limits(**job.get("limits", {})).worker_memory_mb
+    # A soft limit: the kernel's own chain (unprivileged by then) sets its limits from scratch.
+    cmd = ["prlimit", f"--as={memory << 20}:unlimited", "--"]
+    if job.get("private_mounts"):
+        cmd += ["unshare", "--mount", "--propagation", "private", "--"]
+    return [*cmd, sys.executable, "-m", "autograder.worker", str(job_file), str(result_file)]
+
+
+def _run_worker(
+    job: dict, work: Path, slots: queue.Queue, hard_timeout: float, offset: int = 0
+) -> dict:
+    with _slot(slots, job["workdir"], offset) as slot:
+        job = {
+            **job,
+            "slot": slot,
+            "private_mounts": os.geteuid() == 0 and bool(shutil.which("unshare")),
+        }
+        name = f"{job['student']}__{job['assignment'] or 'unknown'}__{slot}.json"
+        job_file = work / "jobs" / name
         job_file.parent.mkdir(parents=True, exist_ok=True)
         job_file.write_text(json.dumps(job))
         result_file = job_file.with_suffix(".result.json")
         result_file.unlink(missing_ok=True)
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "autograder.worker", str(job_file), str(result_file)],
+                _worker_command(job, job_file, result_file),
                 capture_output=True,
                 text=True,
                 timeout=hard_timeout,
@@ -133,6 +182,7 @@ class Grader:
         self.reference_cache = Path(cache).resolve() if cache else self.work / "reference"
         self.slots: queue.Queue = queue.Queue()
         ids, self._slot_locks = _claim_slots(max(1, self.opt.jobs))  # held while self lives
+        self.slot_ids = list(ids)
         for i in ids:
             self.slots.put(i)
         self.hard_timeout = self.opt.limits.notebook_timeout + 180
@@ -146,44 +196,74 @@ class Grader:
         }
 
     def reference(self, assignment: str) -> tuple[Path, Path, str]:
-        """(source notebook, reference records folder, its hash), built once and cached."""
+        """(source notebook, reference records folder, its hash), built once and cached.
+
+        The cache is trusted only when its ``done.json`` names this key and the hash of the
+        files that are there: a partial or altered cache is rebuilt. It is built by running the
+        solution twice, in kernels of reference uids, and only when both runs record the same.
+        """
         course = self.work / "course"
         source = prepare_source(assignment, course)
         key = _sha(source.read_bytes(), _helpers_digest(), GRADER_VERSION.encode())[:16]
         records = self.reference_cache / f"{assignment}-{key}"
-        if (records / "done.json").exists():
+        if _cache_ok(records, key):
             return source, records, key
+        if records.exists():
+            print(f"WARNING: reference cache {records} is incomplete or altered: rebuilding")
+        runs = [records.parent / f".{records.name}.{os.getpid()}.{i}" for i in range(2)]
+        with ThreadPoolExecutor(max_workers=min(2, max(1, self.opt.jobs))) as pool:
+            results = list(
+                pool.map(lambda i: self._reference_run(assignment, source, runs[i]), (0, 1))
+            )
+        try:
+            for result in results:
+                bad = [c for c in result.get("cells", []) if c["status"] != "ok"]
+                if result["status"] != "graded" or bad or result.get("flags"):
+                    raise RuntimeError(
+                        f"the reference solution of {assignment} does not run cleanly: "
+                        f"{result.get('reason') or (bad or result.get('flags'))[:1]}"
+                    )
+            first, _ = load_records(runs[0])
+            differ = same_records(first, load_records(runs[1])[0])
+            if differ or not first:
+                raise RuntimeError(
+                    f"the reference solution of {assignment} is not reproducible: two runs "
+                    f"recorded differently ({', '.join(differ[:3]) or 'nothing recorded'})"
+                )
+            shutil.rmtree(records, ignore_errors=True)
+            os.rename(runs[0], records)
+            (records / "done.json").write_text(
+                json.dumps(
+                    {"assignment": assignment, "key": key, "sha256": _records_digest(records)}
+                )
+            )
+        finally:
+            for r in runs:
+                shutil.rmtree(r, ignore_errors=True)
+        return source, records, key
+
+    def _reference_run(self, assignment: str, source: Path, out: Path) -> dict:
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
         job = self._job(
             student="_reference",
             assignment=assignment,
             notebook=str(source),
             source=str(source),
-            workdir=str(self.work / "run" / f"_reference_{assignment}"),
+            workdir=str(self.work / "run" / f"_reference_{assignment}_{out.name[-1]}"),
             reference=True,
+            records_out=str(out),
         )
-        result = self._reference_run(job, records)
-        bad = [c for c in result.get("cells", []) if c["status"] != "ok"]
-        if result["status"] != "graded" or bad:
-            raise RuntimeError(
-                f"the reference solution of {assignment} does not run cleanly: "
-                f"{result.get('reason') or bad[:1]}"
-            )
-        (records / "done.json").write_text(json.dumps({"assignment": assignment, "key": key}))
-        return source, records, key
-
-    def _reference_run(self, job: dict, records: Path) -> dict:
-        from autograder.worker import grade_submission
-
-        with _slot(self.slots, job["workdir"]) as slot:
-            result, _ = grade_submission({**job, "slot": slot})
-            shutil.rmtree(records, ignore_errors=True)
-            records.parent.mkdir(parents=True, exist_ok=True)
-            src = Path(job["workdir"]) / "home" / ".records"
-            if src.is_dir():
-                shutil.copytree(src, records)
-            else:
-                records.mkdir()
-            return result
+        # The solution is trusted: generous time limits, so that a loaded machine cannot fail it.
+        lim = self.opt.limits
+        slow = replace(
+            lim,
+            cell_timeout=max(lim.cell_timeout, 300),
+            notebook_timeout=max(lim.notebook_timeout, 900),
+        )
+        job["limits"] = asdict(slow)
+        hard = slow.notebook_timeout + 180
+        return _run_worker(job, self.work, self.slots, hard, REFERENCE_SLOT)
 
     def run(self, submissions: Path) -> list[dict]:
         submissions = Path(submissions).resolve()

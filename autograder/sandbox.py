@@ -2,16 +2,24 @@
 
 The kernel of every submission runs
 
-* inside ``bwrap`` with no network, a read-only view of the machine, a private
-  ``/tmp``, and tmpfs laid over everything it must not read: the repository
-  (``solutions/``, ``autograder/`` with the gradebook and hidden-test sources, the
-  tests, ``.git``), the submissions and the grading output (other students), the
-  grader's home; ``helpers/`` and the Python environment are bound back read-only
-  and its own working copy writable;
-* as a uid of its own (when the grader runs as root: one uid per parallel slot, so
-  a process bomb exhausts only its own quota and ``pkill -u`` cleans up after it);
-* under ``prlimit``: address space (memory), processes, file size, open files
-  and CPU seconds.
+* inside ``bwrap`` with no network, a read-only view of the machine, and tmpfs laid over
+  everything it must not read: the repository (``solutions/``, ``autograder/`` with the
+  gradebook and hidden-test sources, the tests, ``.git``), the submissions and the grading
+  output (other students), the reference records, the grader's home (a hidden *file*, such as a
+  zip of submissions, gets ``/dev/null`` bound over it); ``helpers/`` and the Python environment
+  are bound back read-only and its own working copy writable;
+* in a PID namespace of its own (``--unshare-pid``): it sees only its own processes, and when
+  the kernel ends, is killed, or the grader dies, the kernel of Linux kills every process in
+  the namespace at once, however it forked, whatever session it made. Inside, the kernel runs
+  under a tiny parent process (``ipykernel`` quits when its parent is pid 1);
+* as a uid of its own (when the grader runs as root: one uid per parallel slot, and another
+  range for the reference runs). A slot does not start while any process of its uid exists,
+  and after the run every process of the uid is killed at once (``kill(-1)`` as that uid, which
+  a forking process cannot outrun) and the grader waits until none is left;
+* with every writable place size-capped: the private ``/tmp`` (``bwrap --size``), and, when the
+  grader runs as root in a private mount namespace (``autograder.grade`` starts each worker
+  so), the working copy and the socket folder on tmpfs of their own with size and inode caps;
+* under ``prlimit``: address space (memory), processes, file size, open files and CPU seconds.
 
 The kernel talks to the grader over IPC sockets in a folder bound into the
 sandbox. Where bubblewrap is missing the kernel still runs under the limits, and
@@ -24,14 +32,34 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import zmq
+import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
 from autograder import paths
 
 BASE_UID = 61000
+REFERENCE_SLOT = 10000  # reference runs use slot REFERENCE_SLOT + n: uids students never get
+RUNDIR_MB = 4  # the socket folder holds sockets and the connection file only
+# The grader's side of the kernel's sockets: a frame over MAX_MESSAGE_MB closes the channel
+# (libzmq drops the peer; the kernel's later outputs are lost), and at most IOPUB_QUEUE messages
+# wait there (more stay in the kernel's own queue, or are dropped): at most 1 GiB in all.
+MAX_MESSAGE_MB = 64
+IOPUB_QUEUE = 16
+
+# The kernel's parent inside the PID namespace: ipykernel exits at once when its parent is
+# pid 1 (bwrap's reaper), so the kernel runs as the child of this and this waits for it.
+KERNEL_PARENT = (
+    "import os, sys\n"
+    "pid = os.fork()\n"
+    "if pid == 0:\n"
+    "    os.execvp(sys.argv[1], sys.argv[1:])\n"
+    "os._exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 255)\n"
+)
 
 
 @dataclass(frozen=True)
@@ -42,11 +70,18 @@ class Limits:
     processes: int = 256  # threads count as processes
     file_mb: int = 256  # largest file the kernel may write
     output_kb: int = 512  # outputs kept per notebook; the rest is dropped
+    disk_mb: int = 512  # the working copy (a tmpfs of this size when the grader is root)
+    tmp_mb: int = 256  # the private /tmp
+    worker_memory_mb: int = 6144  # address space of the grader's worker (torch alone maps ~3.5 GB)
 
 
 @dataclass
 class Sandbox:
-    """How to wrap one kernel; ``hide`` lists extra paths the kernel must not see."""
+    """How to wrap one kernel; ``hide`` lists extra paths the kernel must not see.
+
+    ``private_mounts``: this process runs in a mount namespace of its own (the grader starts
+    its workers so), so the working copy and the socket folder may get tmpfs of their own.
+    """
 
     workdir: Path
     rundir: Path
@@ -54,6 +89,8 @@ class Sandbox:
     limits: Limits = field(default_factory=Limits)
     hide: list[Path] = field(default_factory=list)
     use_bwrap: bool | None = None  # None: when available
+    private_mounts: bool = False
+    mounted: list[Path] = field(default_factory=list)
 
     @property
     def uid(self) -> int | None:
@@ -65,14 +102,38 @@ class Sandbox:
         return shutil.which("bwrap") is not None if self.use_bwrap is None else self.use_bwrap
 
     def prepare(self) -> None:
-        for d in (self.workdir, self.rundir, self.workdir / "tmp"):
+        if self.uid is not None:  # nothing of an earlier run may meet this one
+            kill_uid(self.uid)
+        for d in (self.workdir, self.rundir):
             d.mkdir(parents=True, exist_ok=True)
+        if self.uid is not None and self.private_mounts:
+            lim = self.limits
+            self._mount(self.workdir, lim.disk_mb, max(1024, lim.disk_mb * 64))
+            self._mount(self.rundir, RUNDIR_MB, 64)
+        (self.workdir / "tmp").mkdir(exist_ok=True)
         if self.uid is not None:
             for d in (self.workdir, self.rundir, self.workdir / "tmp"):
                 os.chown(d, self.uid, self.uid)
             for p in self.workdir.rglob("*"):
                 os.lchown(p, self.uid, self.uid)
             self._check_reachable()
+
+    def _mount(self, where: Path, size_mb: int, inodes: int) -> None:
+        opts = f"size={size_mb}m,nr_inodes={inodes},mode=0755,uid={self.uid},gid={self.uid}"
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"{opts},nosuid,nodev", "tmpfs", str(where)],
+            check=True,
+            capture_output=True,
+        )
+        self.mounted.append(where)
+
+    def finish(self) -> None:
+        """After the kernel: every process of the slot's uid dead, the socket folder released."""
+        if self.uid is not None:
+            kill_uid(self.uid)
+        if self.rundir in self.mounted:  # the working copy stays: its records are read next
+            subprocess.run(["umount", "-l", str(self.rundir)], check=False, capture_output=True)
+            self.mounted.remove(self.rundir)
 
     def _check_reachable(self) -> None:
         """Fail early, and say why, when the kernel's uid cannot reach its working copy.
@@ -134,16 +195,7 @@ class Sandbox:
             "--core=0",
             "--",
         ]
-        drop = []
-        if self.uid is not None:
-            drop = [
-                "setpriv",
-                f"--reuid={self.uid}",
-                f"--regid={self.uid}",
-                "--clear-groups",
-                "--no-new-privs",
-                "--",
-            ]
+        drop = [*_as_uid(self.uid)[:-1], "--no-new-privs", "--"] if self.uid is not None else []
         if not self.bwrap_available():
             return drop + limits + cmd
         args = [
@@ -157,17 +209,24 @@ class Sandbox:
             "/proc",
             "--perms",
             "1777",
+            "--size",
+            str(lim.tmp_mb << 20),
             "--tmpfs",
             "/tmp",
             "--unshare-net",
             "--unshare-ipc",
             "--unshare-uts",
+            "--unshare-pid",
             "--die-with-parent",
         ]
         if os.geteuid() != 0:
             args.append("--unshare-user")
         keep = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), paths.ROOT / "helpers"]
         for p in self._hidden_paths():
+            if not p.is_dir():  # a file (a zip of submissions): a tmpfs cannot cover it, and
+                # a read-only bind is mounted nodev (unreadable): reads empty, writes vanish
+                args += ["--dev-bind", "/dev/null", str(p)]
+                continue
             args += ["--perms", "0755", "--tmpfs", str(p)]
             for k in keep:
                 if k.is_relative_to(p) and k != p:
@@ -179,12 +238,49 @@ class Sandbox:
                 args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--bind", str(d), str(d)]
         args += ["--chdir", str(self.workdir), "--"]
-        return args + drop + limits + cmd
+        parent = [sys.executable, "-I", "-S", "-c", KERNEL_PARENT]
+        return args + drop + limits + parent + cmd
 
-    def kill_leftovers(self) -> None:
-        """Kill every process of this slot's uid (daemons a submission left behind)."""
-        if self.uid is not None and shutil.which("pkill"):
-            subprocess.run(["pkill", "-KILL", "-U", str(self.uid)], check=False)
+
+def uid_processes(uid: int) -> list[int]:
+    """Live processes (zombies aside) whose real, effective, saved or file uid is ``uid``."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            status = (proc / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").strip().startswith(("Z", "X")):
+            continue
+        if str(uid) in fields.get("Uid", "").split():
+            found.append(int(proc.name))
+    return found
+
+
+def kill_uid(uid: int, timeout: float = 20.0) -> None:
+    """Kill every process of ``uid``, and wait until ``/proc`` lists none.
+
+    ``kill(-1, SIGKILL)`` sent *as that uid* reaches all of its processes in one pass over the
+    process table, during which none can fork: a process that keeps changing its pid (fork and
+    exit) cannot slip through, as it can between the reads of ``pkill`` or of ``/proc``. So it is
+    sent first, every time, and ``/proc`` is only read to see that the dead are gone.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        subprocess.run(  # as the uid: kill(-1) spares the caller and reaches all the rest
+            [*_as_uid(uid), "kill", "-KILL", "--", "-1"], check=False, capture_output=True
+        )
+        pids = uid_processes(uid)
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(pids)} processes of uid {uid} survive SIGKILL: {pids[:5]}")
+        time.sleep(0.05)
+
+
+def _as_uid(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
 def _user_processes() -> int:
@@ -200,16 +296,31 @@ def _user_processes() -> int:
         return 0
 
 
+def client_context() -> zmq.asyncio.Context:
+    """A zmq context whose sockets refuse oversized messages and queue few: a kernel that floods
+    its sockets (100 MB frames, thousands of messages) cannot fill the grader's memory."""
+    ctx = zmq.asyncio.Context()
+    ctx.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_MB << 20)
+    ctx.setsockopt(zmq.RCVHWM, IOPUB_QUEUE)
+    return ctx
+
+
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts inside :class:`Sandbox`, over IPC."""
 
     sandbox: Sandbox | None = None
+    zmq_context: zmq.asyncio.Context | None = None
 
     def format_kernel_cmd(self, extra_arguments=None):
         assert self.sandbox is not None and self.kernel_spec is not None
         # Signals do not cross the sandbox reliably: interrupt over the control channel.
         self.kernel_spec.interrupt_mode = "message"
         return self.sandbox.wrap(super().format_kernel_cmd(extra_arguments))
+
+    def client(self, **kwargs):
+        if self.zmq_context is None:
+            self.zmq_context = client_context()
+        return super().client(context=self.zmq_context, **kwargs)
 
     def write_connection_file(self, **kwargs):
         result = super().write_connection_file(**kwargs)

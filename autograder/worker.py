@@ -21,6 +21,8 @@ import nbformat
 from autograder import feedback
 from autograder.compare import compare_all, load_records
 from autograder.execute import run_notebook
+from autograder.records import save_records
+from autograder.redact import redact_submission
 from autograder.restore import is_test, restore
 from autograder.sandbox import Limits, Sandbox
 from autograder.source_checks import check_definition, definitions, graded_calls
@@ -128,6 +130,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
         limits=Limits(**job.get("limits", {})),
         hide=[Path(p) for p in job.get("hide", [])],
         use_bwrap=job.get("use_bwrap"),
+        private_mounts=bool(job.get("private_mounts")),
     )
     try:
         run = run_notebook(nb, sandbox, trusted=frozenset({len(nb.cells) - 1}))
@@ -137,11 +140,14 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     flags = [] if job.get("reference") else _integrity(nb)
     nb.cells.pop()  # the probe is the grader's, not part of the feedback
 
-    records, problems = load_records(workdir / "home" / ".records")
+    records, problems = load_records(workdir / "home" / ".records", owner=sandbox.uid)
     flags += problems
     if job.get("reference"):
         result = empty_result(job, "graded" if run.status == "ok" else run.status, run.reason)
         result["cells"] = [asdict(c) for c in run.cells]
+        result["flags"] = flags
+        if job.get("records_out"):
+            save_records(records, Path(job["records_out"]))
         return result, nb
     reference, _ = load_records(Path(job["reference_records"]))
     verdicts = compare_all(records, reference)
@@ -217,6 +223,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     )
     result["seconds"] = round(time.monotonic() - start, 1)
     result["output_truncated"] = run.truncated
+    result["worker_peak_mb"] = run.peak_mb
     return result, nb
 
 
@@ -235,6 +242,8 @@ def main(argv: list[str]) -> int:
         result, nb = grade_submission(job)
     except Exception as exc:  # noqa: BLE001 - reported as this submission's status
         result, nb = empty_result(job, "grader_error", f"{type(exc).__name__}: {exc}"[:500]), None
+    if nb is not None and not job.get("reference"):  # before anything a student sees is written
+        redact_submission(result, nb, job["source"])
     if job.get("feedback") and not job.get("reference"):
         feedback.write(Path(job["feedback"]), result, nb)
     Path(argv[1]).write_text(json.dumps(result, indent=1))

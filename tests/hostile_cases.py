@@ -623,6 +623,178 @@ def l1_sparsity(z: torch.Tensor) -> torch.Tensor:
     return set_answer(set_answer(lean(), "l1_sparsity", code), "sparse_ae_loss", LOSS_INLINE)
 
 
+# Attacks on the grader itself: processes that outlive the kernel, records that are not plain
+# files, floods of the sockets, full disks, hidden-test source printed back.
+
+SURVIVOR = r"""
+import os, glob, time
+if os.fork():
+    os._exit(0)
+os.setsid()  # a session of its own, then a second fork: no longer the kernel's child at all
+if os.fork():
+    os._exit(0)
+home = os.getcwd()
+me = os.stat(home)
+deadline = time.time() + 900
+while time.time() < deadline:
+    if os.fork():  # a new pid every few ms: whoever lists the pids to kill is always late
+        os._exit(0)
+    with open(os.path.join(home, "survivor.pid.tmp"), "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(os.path.join(home, "survivor.pid.tmp"), os.path.join(home, "survivor.pid"))
+    for cwd in glob.glob("/proc/[0-9]*/cwd"):  # any kernel of this uid, later ones included
+        try:
+            st = os.stat(cwd)
+            if (st.st_dev, st.st_ino) == (me.st_dev, me.st_ino):
+                continue
+            for rec in glob.glob(cwd + "/.records/*.npz"):
+                os.remove(rec)
+        except OSError:
+            pass
+    time.sleep(0.01)
+"""
+
+
+def survivor(nb=None):
+    """The lean solution plus a cell that starts :data:`SURVIVOR` and moves on."""
+    code = f"""
+import subprocess
+import sys
+
+_SURVIVOR = {SURVIVOR!r}
+subprocess.Popen([sys.executable, "-c", _SURVIVOR], stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+import time
+
+_pids = []
+for _ in range(100):  # the survivor is up and hopping before the cell ends
+    time.sleep(0.1)
+    try:
+        _pids.append(open("survivor.pid").read())
+    except OSError:
+        continue
+    if len(set(_pids)) > 2:
+        break
+print("SURVIVOR hopping", len(set(_pids)) > 2)
+"""
+    return insert_before(nb if nb is not None else lean(), "l1_sparsity", code)
+
+
+def _survivor(ctx: Ctx):
+    return survivor()
+
+
+def _replace_records(prefix: str, target: str) -> str:
+    """A cell that replaces this kernel's records ``prefix*`` with ``target`` (code making a
+    path from the record's name ``_n``), run after the last test cell."""
+    return f"""
+import glob
+import os
+
+_dir = os.environ["COURSE_RECORD_DIR"]
+_done = []
+for _p in sorted(glob.glob(os.path.join(_dir, {prefix!r} + "*.npz"))):
+    _n = os.path.basename(_p)
+    os.remove(_p)
+    {target}
+    _done.append(_n)
+print("REPLACED", _done)
+"""
+
+
+NO_VISIBLE_CHECKS = """
+import helpers.checks
+
+helpers.checks.check_close = lambda *args, **kwargs: None
+"""
+
+
+def _symlink_classmate(ctx: Ctx):
+    home = ctx.out / ".work" / "run" / f"a00_control_first__{ASSIGNMENT}" / "home"
+    nb = set_answer(set_answer(lean(), "l1_sparsity", L1_SUM), "sparse_ae_loss", LOSS_INLINE)
+    # The visible checks switched off, so that the hidden block records the wrong answer.
+    nb = insert_before(nb, "test_l1_sparsity", NO_VISIBLE_CHECKS)
+    target = f"os.symlink(os.path.join({str(home / '.records')!r}, _n), _p)"
+    return insert_after(nb, "test_sparse_ae_loss", _replace_records("l1_sparsity#", target))
+
+
+def _symlink_probe(ctx: Ctx):
+    nb = lean()
+    missing = f"/nonexistent_{ctx.marker}"
+    target = f"os.symlink('/etc/shadow' if _n.endswith('#0.npz') else {missing!r}, _p)"
+    return insert_after(nb, "test_sparse_ae_loss", _replace_records("kl_sparsity#", target))
+
+
+def _fifo_record(ctx: Ctx):
+    code = _replace_records("unit_activation#", "os.mkfifo(_p)")
+    code += '\nos.mkfifo(os.path.join(_dir, "zz_extra#0#0.npz"))\n'
+    return insert_after(lean(), "test_sparse_ae_loss", code)
+
+
+FLOOD = """
+_kernel = get_ipython().kernel
+_session, _parent = _kernel.session, _kernel.get_parent("shell")
+_big = b'{"name": "stdout", "text": "' + b"x" * (100 << 20) + b'"}'
+_frames = _session.serialize(_session.msg("stream", _big, parent=_parent), ident=b"stream")
+for _ in range(20):  # 2 GB in well-formed 100 MB messages, straight to the iopub socket
+    _kernel.iopub_socket.send_multipart(_frames, copy=False)
+_small = _session.serialize(_session.msg("stream", {"name": "stdout", "text": "flood "},
+                                         parent=_parent), ident=b"stream")
+for _ in range(50_000):  # and a long queue of small ones
+    _kernel.iopub_socket.send_multipart(_small)
+print("FLOOD sent")
+"""
+
+
+def _iopub_flood(ctx: Ctx):
+    return insert_after(lean(), "test_l1_sparsity", FLOOD)
+
+
+DISK = """
+import os
+import sys
+
+
+def _fill(folder, step=32 << 20):
+    written, i = 0, 0
+    try:
+        while written < (4 << 30):  # stop at 4 GB: the caps are far below
+            with open(os.path.join(folder, f"fill_{i}.bin"), "wb") as f:
+                f.write(b"\\0" * step)
+            written, i = written + step, i + 1
+    except OSError:
+        pass
+    for j in range(i + 1):
+        try:
+            os.remove(os.path.join(folder, f"fill_{j}.bin"))
+        except OSError:
+            pass
+    return written >> 20
+
+
+_sockets = os.path.dirname(sys.argv[sys.argv.index("-f") + 1])  # the connection file's folder
+_written = {"/tmp": _fill("/tmp"), "home": _fill(os.getcwd()), "sockets": _fill(_sockets),
+            "/dev/shm": _fill("/dev/shm")}
+DISK_CAPPED = _written["/tmp"] <= 256 and _written["home"] <= 512 and _written["sockets"] <= 4 \\
+    and _written["/dev/shm"] == 0
+print(f"DISK written_mb={_written} capped={DISK_CAPPED}")
+"""
+
+
+def _disk_fill(ctx: Ctx):
+    nb = insert_before(lean(), "l1_sparsity", DISK)
+    return set_answer(nb, "l1_sparsity", L1_IF.format(cond="DISK_CAPPED"))
+
+
+def _print_hidden(ctx: Ctx):
+    code = """
+print("\\n".join(In))  # every executed cell, the hidden blocks of the test cells included
+raise RuntimeError(_ih[-2])
+"""
+    nb = insert_after(lean(), "test_sparse_ae_loss", code)
+    return insert_after(nb, "test_kl_sparsity", "_ih[-2:]  # shown as the cell's result")
+
+
 # ---------------------------------------------------------------------------------------------
 # Extra checks on a result (ctx gives the paths)
 
@@ -692,6 +864,41 @@ def _check_memory(result: dict, ctx: Ctx) -> None:
 def _check_student_version(result: dict, ctx: Ctx) -> None:
     for gid, t in result["tests"].items():
         assert any("NotImplementedError" in m for m in t["messages"]), (gid, t["messages"])
+
+
+def _check_survivor(result: dict, ctx: Ctx) -> None:
+    _printed(
+        ctx, result["student_id"], r"SURVIVOR hopping True"
+    )  # it ran: the case proves something
+
+
+def _check_refused_links(result: dict, ctx: Ctx) -> None:
+    refused = [f for f in result["flags"] if "refused" in f]
+    assert refused and all("a symbolic link (tampering)" in f for f in refused), result["flags"]
+    # The flags read the same whatever the link points to: no probing of host paths.
+    assert len({re.sub(r"record \S+ ", "", f) for f in refused}) == 1, refused
+    assert not any("Error" in f for f in result["flags"]), result["flags"]
+
+
+def _check_fifo(result: dict, ctx: Ctx) -> None:
+    assert any("a FIFO (tampering)" in f for f in result["flags"]), result["flags"]
+    assert result["seconds"] < 60, f"the FIFO cost {result['seconds']} s"
+
+
+def _check_flood(result: dict, ctx: Ctx) -> None:
+    assert 0 < result["worker_peak_mb"] < 1500, (
+        f"grader worker peaked at {result['worker_peak_mb']} MB"
+    )
+
+
+def _check_disk(result: dict, ctx: Ctx) -> None:
+    m = _printed(ctx, result["student_id"], r"DISK written_mb=\{[^}]*\} capped=(\w+)")
+    assert m[1] == "True", m[0]
+
+
+def _check_hidden_redacted(result: dict, ctx: Ctx) -> None:
+    text = feedback_text(feedback_path(ctx, result["student_id"]))
+    assert "output removed: it reproduced hidden test code" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -965,6 +1172,77 @@ CASES: list[Case] = [
         with_points(test_l1_sparsity=0.0),
         flags=("torch.equal was replaced",),
         messages={"test_l1_sparsity": "modified its input in place"},
+    ),
+    Case(
+        "h29_survivor",
+        "starts a process that forks, makes a session of its own, forks again and changes its pid "
+        "every few ms, deleting the records of every other kernel it can reach through /proc",
+        nb_case("h29_survivor", _survivor),
+        G,
+        FULL,
+        dict(POINTS),
+        check=_check_survivor,
+    ),
+    Case(
+        "h30_symlink_classmate",
+        "l1_sparsity wrong, check_close off; after the tests its records are replaced by "
+        "symlinks to the records of a classmate (a00_control_first) at their predictable path",
+        nb_case("h30_symlink_classmate", _symlink_classmate),
+        F_,
+        FULL - 2,
+        with_points(test_l1_sparsity=0.0),
+        flags=("a symbolic link (tampering)", "helpers.checks.check_close was replaced"),
+        check=_check_refused_links,
+    ),
+    Case(
+        "h31_symlink_probe",
+        "kl_sparsity right, but its records replaced by symlinks to /etc/shadow and to a "
+        "missing path: no points, and the flags must not tell which exists",
+        nb_case("h31_symlink_probe", _symlink_probe),
+        F_,
+        FULL - 3,
+        with_points(test_kl_sparsity=0.0),
+        check=_check_refused_links,
+    ),
+    Case(
+        "h32_fifo_record",
+        "unit_activation's records replaced by FIFOs, and one more FIFO named like a record",
+        nb_case("h32_fifo_record", _fifo_record),
+        F_,
+        FULL - 1,
+        with_points(test_unit_activation=0.0),
+        check=_check_fifo,
+    ),
+    Case(
+        "h33_iopub_flood",
+        "20 messages of 100 MB, then 50 000 small ones, sent straight to the iopub socket",
+        nb_case("h33_iopub_flood", _iopub_flood),
+        F_,  # the first frame over the cap closes the output channel: the probe's report is lost
+        FULL,
+        dict(POINTS),
+        flags=("integrity probe did not run",),
+        check=_check_flood,
+    ),
+    Case(
+        "h34_disk_fill",
+        "fills /tmp, the working copy, the socket folder and /dev/shm; l1_sparsity is right only "
+        "if every one is capped",
+        nb_case("h34_disk_fill", _disk_fill),
+        G,
+        FULL,
+        dict(POINTS),
+        check=_check_disk,
+    ),
+    Case(
+        "h35_print_hidden",
+        "prints In (the hidden blocks included), shows _ih[-2:] as a result, raises one as an "
+        "error",
+        nb_case("h35_print_hidden", _print_hidden),
+        F_,
+        FULL,
+        dict(POINTS),
+        flags=("hidden test code reproduced",),
+        check=_check_hidden_redacted,
     ),
     Case(
         "zz_control_last",

@@ -31,6 +31,7 @@ import pytest
 from tests.hostile_cases import (
     ASSIGNMENT,
     CASES,
+    FULL,
     KERNEL_STATUSES,
     POINTS,
     ROOT,
@@ -63,6 +64,7 @@ class Run:
     mtimes_first: dict[str, int]
     mtimes_second: dict[str, int]
     leftovers: list[str]
+    uid_leftovers: dict[int, list[int]]  # slot uid (students' and reference's) -> its live pids
     seconds: float
     seconds_regrade: float
     sources_changed: str  # "" or what changed in the shared checkout while the corpus was graded
@@ -97,6 +99,14 @@ def _processes_mentioning(text: str) -> list[str]:
         except OSError:
             continue
     return found
+
+
+def _slot_processes(grader) -> dict[int, list[int]]:
+    """Live processes of every uid the grader's slots use, for students and for the reference."""
+    from autograder.sandbox import BASE_UID, REFERENCE_SLOT, uid_processes
+
+    uids = [BASE_UID + s + o for s in grader.slot_ids for o in (0, REFERENCE_SLOT)]
+    return {uid: uid_processes(uid) for uid in uids}
 
 
 def _sources_digest() -> str:
@@ -139,8 +149,10 @@ def run() -> Iterator[Run]:
 
         digest = _sources_digest()
         start = time.monotonic()
-        results = Grader(ctx.out, options).run(ctx.subs)
+        grader = Grader(ctx.out, options)
+        results = grader.run(ctx.subs)
         seconds = time.monotonic() - start
+        uid_leftovers = _slot_processes(grader)
         changed = (
             ""
             if _sources_digest() == digest
@@ -188,6 +200,7 @@ def run() -> Iterator[Run]:
             mtimes_first,
             _mtimes(ctx.out / "results") | _mtimes(ctx.out / "feedback"),
             leftovers,
+            uid_leftovers,
             seconds,
             seconds_regrade,
             changed,
@@ -369,6 +382,7 @@ def test_feedback_written_and_free_of_hidden_tests(run: Run) -> None:
 
 def test_nothing_left_running(run: Run) -> None:
     assert not run.leftovers, f"processes of graded kernels still alive: {run.leftovers[:5]}"
+    assert not any(run.uid_leftovers.values()), f"processes of slot uids: {run.uid_leftovers}"
 
 
 def test_regrade_is_cached_and_identical(run: Run) -> None:
@@ -414,3 +428,40 @@ def test_feedback_of_failed_notebooks_names_the_problem(run: Run) -> None:
         text = feedback_text(feedback_path(run.ctx, student))
         assert status in text, student
     assert re.search(r"not a readable notebook", run.results["h01_invalid_json"]["reason"])
+
+
+# ---------------------------------------------------------------------------------------------
+# A survivor and the next submission of the same slot, graded from a zip
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="per-slot uids exist only as root")
+def test_a_survivor_dies_with_its_run_and_the_next_submission_in_its_slot_is_unharmed():
+    """One slot (``jobs=1``): the survivor (new session, double fork, a new pid every few ms,
+    deleting the records of every kernel it can reach) is graded first, a correct submission next.
+    The submissions come as a zip, which the grader hides from the kernels too."""
+    import zipfile
+
+    from autograder.sandbox import BASE_UID, REFERENCE_SLOT, uid_processes
+    from tests.hostile_cases import dumps, lean, survivor
+
+    base = _workspace()
+    try:
+        archive = base / "submissions.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr(f"a_survivor/{ASSIGNMENT}.ipynb", dumps(survivor()))
+            zf.writestr(f"b_correct/{ASSIGNMENT}.ipynb", dumps(lean()))
+        Grader, options = _grader()
+        options.jobs = 1
+        grader = Grader(base / "out", options)
+        results = {r["student_id"]: r for r in grader.run(archive)}
+        (slot,) = grader.slot_ids
+        for uid in (BASE_UID + slot, BASE_UID + REFERENCE_SLOT + slot):
+            assert uid_processes(uid) == [], f"processes of uid {uid} outlived the run"
+        for student in ("a_survivor", "b_correct"):
+            r = results[student]
+            assert (r["status"], r["score"]) == ("graded", FULL), (student, r)
+        text = feedback_text(feedback_path(Ctx(archive, base / "out", ""), "a_survivor"))
+        assert "SURVIVOR hopping True" in text, "the survivor never ran: the test proves nothing"
+    finally:
+        if os.environ.get("HOSTILE_KEEP") != "1":
+            shutil.rmtree(base, ignore_errors=True)
