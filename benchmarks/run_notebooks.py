@@ -77,11 +77,11 @@ class TreeSampler(threading.Thread):
     def __init__(self, get_pid, interval: float = 0.2) -> None:
         super().__init__(daemon=True)
         self.get_pid, self.interval = get_pid, interval
-        self.peak_rss, self.cpu_s, self._stop = 0, 0.0, threading.Event()
+        self.peak_rss, self.cpu_s, self._halt = 0, 0.0, threading.Event()
         self._cpu: dict[int, float] = {}
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             pid = self.get_pid()
             if pid:
                 try:
@@ -99,10 +99,10 @@ class TreeSampler(threading.Thread):
                         continue
                 self.peak_rss = max(self.peak_rss, rss)
                 self.cpu_s = sum(self._cpu.values())
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
@@ -112,7 +112,7 @@ def _kernel_pid(client: NotebookClient) -> int | None:
     return getattr(provisioner, "pid", None)
 
 
-def run_notebook(path: Path, mode: str, timeout: int) -> dict:
+def run_notebook(path: Path, mode: str, timeout: int, keep: Path | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
     env.update(COURSE_FAST="1" if mode == "fast" else "0", MPLBACKEND="Agg")
@@ -130,6 +130,9 @@ def run_notebook(path: Path, mode: str, timeout: int) -> dict:
             error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
         wall = time.perf_counter() - start
         sampler.stop()
+    if keep is not None:  # the executed notebook, outputs included, for reading the figures
+        keep.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, keep / f"{path.stem}-{mode}.ipynb")
     text = "\n".join(
         out.get("text", "")
         for cell in nb.cells
@@ -271,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", type=Path, default=ROOT / "README.md")
     parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README")
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell limit in seconds")
+    parser.add_argument("--keep", type=Path, help="save the executed notebooks in this folder")
     args = parser.parse_args(argv)
 
     results = {"notebooks": {}}
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         for mode in args.modes:
             load = os.getloadavg()[0]
             print(f"{path.stem} [{mode}] (load {load:.1f}) ...", end=" ", flush=True)
-            run = run_notebook(path, mode, args.timeout)
+            run = run_notebook(path, mode, args.timeout, args.keep)
             run["loadavg_before"] = round(load, 2)
             results["notebooks"].setdefault(path.stem, {})[mode] = run
             figures = ", ".join(_figure(k, v) for k, v in run["metrics"].items())
