@@ -10,7 +10,7 @@ SUBMISSIONS ?= submissions
 OUT         ?= out/graded
 JOBS        ?= 2
 
-.PHONY: help install sandbox student release validate test test-fast lint format demo grade check bench clean
+.PHONY: help install sandbox student release validate test test-fast lint format demo grade check bench bench-notebooks clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -61,6 +61,9 @@ check: $(STAMP)  ## a student's self-check: make check NOTEBOOK=notebooks/04_spa
 
 bench: $(STAMP)  ## speed and memory targets (vectorised sparsity losses >= 20x a loop)
 	$(PY) benchmarks/bench_sparsity.py
+
+bench-notebooks: $(STAMP)  ## run every notebook fast and full; bench/results.json and the README table
+	$(PY) benchmarks/run_notebooks.py $(if $(ONLY),--only $(ONLY)) $(if $(MODES),--modes $(MODES))
 
 clean:  ## remove generated files (keeps .venv)
 	rm -rf out autograder/course checkpoints .pytest_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -49,3 +50,52 @@ def linear_probe_accuracy(
 def fraction_active(a: torch.Tensor, threshold: float = 0.1) -> float:
     """Share of (sample, unit) activations above ``threshold``."""
     return float((a > threshold).float().mean())
+
+
+def fraction_near_zero(a: torch.Tensor, threshold: float = 0.01) -> float:
+    """Share of (sample, unit) activations below ``threshold`` (in absolute value)."""
+    return float((a.abs() < threshold).float().mean())
+
+
+def treves_rolls_sparsity(a: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sparsity of non-negative activations along ``dim``, in [0, 1] (Treves & Rolls, 1991).
+
+    ``S = (1 - (mean a)^2 / mean(a^2)) / (1 - 1/n)`` with ``n = a.shape[dim]`` (Willmore &
+    Tolhurst, 2001): 0 when every value is equal (uniformly weak activity is *not* sparse),
+    1 when a single value is non-zero. All-zero slices give NaN (sparsity is undefined).
+    """
+    a = a.abs().double()
+    n = a.shape[dim]
+    ratio = a.mean(dim) ** 2 / (a**2).mean(dim)
+    return ((1 - ratio) / (1 - 1 / n)).float()
+
+
+def lifetime_sparsity(a: torch.Tensor) -> torch.Tensor:
+    """Per unit: how selective it is over the samples ``(B, H) -> (H,)``; 1 = fires for few."""
+    return treves_rolls_sparsity(a.reshape(len(a), -1), dim=0)
+
+
+def population_sparsity(a: torch.Tensor) -> torch.Tensor:
+    """Per sample: how few units carry it ``(B, H) -> (B,)``; 1 = one unit does all the work."""
+    return treves_rolls_sparsity(a.reshape(len(a), -1), dim=1)
+
+
+_TARGET = re.compile(r"^\s*(<=|>=|<|>|==)\s*([-+]?\d+\.?\d*(?:[eE][-+]?\d+)?)\s*$")
+
+
+def report_metric(name: str, value: float, target: str | None = None, unit: str = "") -> str:
+    """Print (and return) a headline figure as one line the benchmark runner parses.
+
+    ``report_metric("kl_near_zero", 0.83, ">= 0.5")`` prints
+    ``METRIC kl_near_zero = 0.83 (target >= 0.5)``; see autograder/AUTHORING.md.
+    """
+    if not re.fullmatch(r"[\w.\-/]+", name):
+        raise ValueError(f"metric names are letters, digits, _ . - /: got {name!r}")
+    line = f"METRIC {name} = {float(value):.6g}" + (f" {unit}" if unit else "")
+    if target is not None:
+        m = _TARGET.match(target)
+        if m is None:
+            raise ValueError(f"target must look like '>= 0.5', got {target!r}")
+        line += f" (target {m[1]} {m[2]})"
+    print(line)
+    return line

@@ -8,6 +8,7 @@ build on the ready-made autoencoder below.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -74,6 +75,70 @@ class ConvAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(x)
         return self.decoder(z), z
+
+
+class FixedNormColumns(nn.Module):
+    """Parametrisation that rescales every column of a weight matrix to the norm ``norm``."""
+
+    def __init__(self, norm: float = 1.0) -> None:
+        super().__init__()
+        self.norm = float(norm)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:  # (D, latent_dim)
+        return self.norm * weight / weight.norm(dim=0, keepdim=True).clamp_min(1e-8)
+
+
+class DictionaryAutoencoder(nn.Module):
+    """MLP encoder to a wide code ``z``; a linear decoder whose columns are image "atoms".
+
+    ``x_hat = D a + b`` with ``a = activation(z)`` (``z`` itself when ``activation`` is None):
+    each code unit adds its column of ``D`` (an atom, shaped like an image) to the picture,
+    weighted by its activation. Passing the bounded activation the sparsity penalty measures
+    (e.g. 04's ``unit_activation``) makes the decoder read exactly what is penalised. With ``atom_norm`` set, every column is kept at that norm (the
+    cure for the scale problem of sparsity penalties: otherwise the decoder can grow its
+    columns while the encoder shrinks the code, and the penalty on ``z`` is dodged rather
+    than met; Olshausen & Field, 1997; Lee et al., 2007). ``atom_norm=None`` leaves them free.
+    ``relu_code`` makes the code non-negative, so inactive units are exactly 0.
+    ``forward`` returns ``(x_hat, z)``.
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...] = (1, 28, 28),
+        hidden_dim: int = 256,
+        latent_dim: int = 256,
+        atom_norm: float | None = 1.0,
+        relu_code: bool = True,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        super().__init__()
+        from torch.nn.utils import parametrize
+
+        self.input_shape = tuple(input_shape)
+        self.activation = activation
+        d = math.prod(input_shape)
+        self.encoder = nn.Sequential(
+            nn.Flatten(),  # (B, d)
+            nn.Linear(d, hidden_dim),
+            nn.ReLU(),
+            nn.Linear(hidden_dim, latent_dim),  # (B, latent_dim)
+            *([nn.ReLU()] if relu_code else []),
+        )
+        self.dictionary = nn.Linear(latent_dim, d)  # weight (d, latent_dim): one atom per column
+        if atom_norm is not None:
+            parametrize.register_parametrization(
+                self.dictionary, "weight", FixedNormColumns(atom_norm)
+            )
+
+    def atoms(self) -> torch.Tensor:
+        """The decoder's columns as images ``(latent_dim, *input_shape)``."""
+        return self.dictionary.weight.detach().T.reshape(-1, *self.input_shape)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.encoder(x)  # (B, latent_dim)
+        a = z if self.activation is None else self.activation(z)  # (B, latent_dim)
+        x_hat = self.dictionary(a).view(-1, *self.input_shape)  # (B, *input_shape)
+        return x_hat, z
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -22,31 +22,44 @@ def _grid(images: torch.Tensor, nrow: int) -> np.ndarray:
     return grid.permute(1, 2, 0).numpy()
 
 
-def image_grid(images: torch.Tensor, nrow: int = 8, title: str = "", scale: float = 1.0) -> Figure:
-    """A grid of images ``(B, C, H, W)`` with values in [0, 1]."""
+def image_grid(
+    images: torch.Tensor, nrow: int = 8, title: str = "Images", scale: float = 1.0
+) -> Figure:
+    """A grid of images ``(B, C, H, W)`` with values in [0, 1] and a pixel-value colour bar."""
     grid = _grid(images, nrow)
     h, w = grid.shape[:2]
-    fig, ax = plt.subplots(figsize=(scale * w / 40, scale * h / 40 + 0.4))
-    ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(scale * w / 40 + 0.8, scale * h / 40 + 0.4))
+    im = ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
     ax.set_axis_off()
-    if title:
-        ax.set_title(title)
+    ax.set_title(title)
+    if grid.shape[-1] == 1:
+        fig.colorbar(im, ax=ax, fraction=0.04, pad=0.02, label="pixel value")
     fig.tight_layout()
     return fig
 
 
-def image_rows(rows: Mapping[str, torch.Tensor], n: int = 10, title: str = "") -> Figure:
-    """One labelled row per entry, e.g. ``{"noisy": x_noisy, "denoised": x_hat, "clean": x}``."""
-    fig, axes = plt.subplots(len(rows), 1, figsize=(n * 0.9, 1.1 * len(rows) + 0.3), squeeze=False)
+def image_rows(rows: Mapping[str, torch.Tensor], n: int = 10, title: str = "Images") -> Figure:
+    """One labelled row per entry, e.g. ``{"noisy": x_noisy, "denoised": x_hat, "clean": x}``.
+
+    Grey-scale rows share one pixel-value scale, [0, 1], shown by a colour bar.
+    """
+    fig, axes = plt.subplots(
+        len(rows), 1, figsize=(n * 0.9 + 1.0, 1.1 * len(rows) + 0.4), squeeze=False
+    )
+    im = None
     for ax, (label, images) in zip(axes[:, 0], rows.items()):
         grid = _grid(images[:n], nrow=n)
-        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1)
+        im = ax.imshow(
+            grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0, vmax=1
+        )
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center")
-    if title:
-        fig.suptitle(title)
+    axes[-1, 0].set_xlabel(f"{n} test images, left to right")
+    fig.suptitle(title)
     fig.tight_layout()
+    if im is not None and im.get_array().ndim == 2:
+        fig.colorbar(im, ax=list(axes[:, 0]), fraction=0.02, pad=0.01, label="pixel value")
     return fig
 
 
@@ -55,18 +68,25 @@ def loss_curves(
     keys: Sequence[str] | None = None,
     title: str = "Training curves",
     logy: bool = False,
+    ylabel: str | None = None,
 ) -> Figure:
-    """Per-epoch curves of one history, or of several labelled ones on shared axes."""
+    """Per-epoch curves of one history, or of several labelled ones on shared axes.
+
+    With one key, the legend names the histories and ``ylabel`` (default: the key) names
+    the quantity, so that title, axis and legend say the same thing.
+    """
     if isinstance(histories, History):
         histories = {"": histories}
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    shown = set()
     for label, h in histories.items():
         for key in keys or list(h.epochs):
             values = h.epochs[key]
-            name = f"{label} {key}".strip()
-            ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name)
+            shown.add(key)
+            name = label if keys is not None and len(keys) == 1 and label else f"{label} {key}"
+            ax.plot(range(1, len(values) + 1), values, marker="o", ms=3, label=name.strip())
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
+    ax.set_ylabel(ylabel or (next(iter(shown)) if len(shown) == 1 else "loss"))
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -76,8 +96,14 @@ def loss_curves(
     return fig
 
 
-def latent_scatter(z2: np.ndarray, labels: np.ndarray, title: str = "2-D latent space") -> Figure:
-    """Scatter of 2-D codes coloured by class (seaborn)."""
+def latent_scatter(
+    z2: np.ndarray,
+    labels: np.ndarray,
+    title: str = "2-D latent space",
+    xlabel: str = "$z_1$",
+    ylabel: str = "$z_2$",
+) -> Figure:
+    """Scatter of 2-D codes coloured by class (seaborn), with labelled axes."""
     import seaborn as sns
 
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
@@ -94,6 +120,8 @@ def latent_scatter(z2: np.ndarray, labels: np.ndarray, title: str = "2-D latent 
         legend="full",
     )
     ax.legend(title="class", bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -101,18 +129,28 @@ def latent_scatter(z2: np.ndarray, labels: np.ndarray, title: str = "2-D latent 
 
 def activation_histograms(
     activations: Mapping[str, torch.Tensor | np.ndarray],
-    bins: int = 40,
+    bins: int | np.ndarray = 40,
     title: str = "Code activations",
+    xlabel: str = "activation",
+    ylabel: str = "% of values",
+    vline: float | None = None,
+    vline_label: str = "",
 ) -> Figure:
-    """Overlaid histograms (share of values) of several activation sets."""
+    """Overlaid histograms (share of values) of several activation sets, on shared bins."""
+    arrays = {
+        k: (a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)).ravel()
+        for k, a in activations.items()
+    }
+    if isinstance(bins, int):
+        values = np.concatenate(list(arrays.values()))
+        bins = np.linspace(values.min(), max(values.max(), values.min() + 1e-6), bins + 1)
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, a in activations.items():
-        a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
-        ax.hist(
-            a.ravel(), bins=bins, alpha=0.55, label=label, weights=np.full(a.size, 100.0 / a.size)
-        )
-    ax.set_xlabel("activation")
-    ax.set_ylabel("% of values")
+    for label, a in arrays.items():
+        ax.hist(a, bins=bins, alpha=0.55, label=label, weights=np.full(a.size, 100.0 / a.size))
+    if vline is not None:
+        ax.axvline(vline, color="k", ls="--", lw=1, label=vline_label or None)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.legend(frameon=False)
     ax.set_title(title)
     fig.tight_layout()
@@ -170,18 +208,73 @@ def image_panels(
     titles: Sequence[str],
     ncols: int = 5,
     cmap: str = "viridis",
-    title: str = "",
+    title: str = "Panels",
+    colorbar_label: str = "value",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    row_labels: Sequence[str] = (),
 ) -> Figure:
-    """Small 2-D arrays side by side (e.g. mean activation per class)."""
+    """Small 2-D arrays side by side on one shared colour scale, with one colour bar.
+
+    ``vmin``/``vmax`` default to the range of all panels, so equal colours mean equal
+    values across panels (e.g. mean activation per class, model by model). ``row_labels``
+    name the rows (e.g. one model per row).
+    """
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.6 * ncols, 1.7 * nrows), squeeze=False)
+    lo = min(float(np.min(i)) for i in images) if vmin is None else vmin
+    hi = max(float(np.max(i)) for i in images) if vmax is None else vmax
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(1.6 * ncols + 1.2, 1.7 * nrows + 0.3), squeeze=False
+    )
     for ax in axes.ravel():
-        ax.set_axis_off()
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+    im = None
     for ax, img, t in zip(axes.ravel(), images, titles):
-        ax.imshow(img, cmap=cmap)
+        im = ax.imshow(img, cmap=cmap, vmin=lo, vmax=hi)
         ax.set_title(t, fontsize=9)
-    if title:
-        fig.suptitle(title)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    for ax, label in zip(axes[:, 0], row_labels):
+        ax.set_ylabel(label)
+    fig.suptitle(title)
+    fig.tight_layout()
+    if im is not None:
+        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02, label=colorbar_label)
+    return fig
+
+
+def twin_curves(
+    x: np.ndarray,
+    left: Mapping[str, np.ndarray],
+    right: Mapping[str, np.ndarray],
+    xlabel: str,
+    left_label: str,
+    right_label: str,
+    title: str,
+    logx: bool = False,
+    logy_left: bool = False,
+) -> Figure:
+    """Curves on two y axes over one x axis (e.g. error and sparsity against lambda)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    ax2 = ax.twinx()
+    colours = iter(plt.rcParams["axes.prop_cycle"].by_key()["color"])
+    lines = []
+    for axis, series, style in ((ax, left, "o-"), (ax2, right, "s--")):
+        for label, y in series.items():
+            lines += axis.plot(x, y, style, color=next(colours), label=label, ms=4)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(left_label)
+    ax2.set_ylabel(right_label)
+    if logx:
+        ax.set_xscale("log")
+    if logy_left:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(lines, [line.get_label() for line in lines], frameon=False, fontsize=8, loc="best")
+    ax.set_title(title)
     fig.tight_layout()
     return fig
