@@ -10,10 +10,6 @@ what input, and names the mistake when it is one the hidden test knows.
 
 from __future__ import annotations
 
-import inspect
-import re
-from dataclasses import dataclass
-
 import numpy as np
 import pytest
 import torch
@@ -21,88 +17,24 @@ import torch.nn.functional as F
 from torch.distributions import Normal
 from torch.distributions import kl_divergence as torch_kl
 
-from autograder.compare import Verdict, compare_all, load_records
-from autograder.references import cells_of, solution_namespace
-from autograder.source_checks import check_definition
+from autograder.compare import compare_all
 from helpers import grading
+from tests.exercise_judge import ExerciseJudge
 
-NAME = "05_vae"
-REF = solution_namespace(NAME)
 EXERCISES = ("reparameterize", "kl_divergence", "vae_loss")
-IMPORTS = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
-
-
-def _test_cells() -> dict[str, tuple[str, str]]:
-    """exercise -> (visible part, hidden block) of its test cell."""
-    cells = {}
-    for cell in cells_of(NAME, "test"):
-        name = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-        visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-        cells[name] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
-
-
-CELLS = _test_cells()
-
-
-def _namespace(exercise: str, fn, extra: dict | None = None) -> dict:
-    ns: dict = {}
-    exec(IMPORTS, ns)
-    ns.update({k: getattr(REF, k) for k in EXERCISES})
-    ns[exercise] = fn
-    ns.update(extra or {})
-    return ns
-
-
-def _record(exercise: str, ns: dict, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})  # occurrence numbers start at 0 for every run
-    exec(compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec"), ns)
-    records, problems = load_records(directory)
-    assert not problems
-    return records
+JUDGE = ExerciseJudge("05_vae", EXERCISES)
+REF = JUDGE.ref
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(
-                ex, _namespace(ex, getattr(REF, ex)), tmp_path_factory.mktemp(f"ref-{ex}"), mp
-            )
-            for ex in EXERCISES
-        }
-
-
-@dataclass
-class Outcome:
-    verdicts: dict[str, Verdict]
-    source_problem: str
-    visible_error: str
-
-    @property
-    def failures(self) -> dict[str, str]:
-        return {k: v.message for k, v in self.verdicts.items() if not v.passed}
+    return JUDGE.references(tmp_path_factory)
 
 
 @pytest.fixture
 def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, fn, extra: dict | None = None) -> Outcome:
-        ref = reference[exercise]
-        ns = _namespace(exercise, fn, extra)
-        verdicts = compare_all(_record(exercise, ns, tmp_path / "student", monkeypatch), ref)
-        target = next(r.meta for r in ref.values() if r.meta.get("defines"))
-        source = {target["defines"]: inspect.getsource(fn)} if target["defines"] == exercise else {}
-        problem = check_definition(source, target["defines"], bool(target.get("vectorised")))
-        try:
-            exec(
-                compile(CELLS[exercise][0], f"<visible: {exercise}>", "exec"),
-                _namespace(exercise, fn),
-            )
-            visible_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible_error = f"{type(exc).__name__}: {exc}"
-        return Outcome(verdicts, problem, visible_error)
+    def run(exercise: str, fn):
+        return JUDGE.judge(exercise, fn, reference[exercise], tmp_path / "student", monkeypatch)
 
     return run
 
@@ -271,7 +203,7 @@ def test_reference_passes_its_own_tests(judge, reference):
         assert len(reference[ex]) == 4, sorted(reference[ex])
         assert all("error" not in r.meta for r in reference[ex].values())
         outcome = judge(ex, getattr(REF, ex))
-        assert not outcome.failures and not outcome.source_problem and not outcome.visible_error
+        assert outcome.passed, (outcome.failures, outcome.source_problem, outcome.visible_error)
     assert all(r.meta.get("given") == ["kl_divergence"] for r in reference["vae_loss"].values())
 
 
@@ -339,15 +271,15 @@ def test_a_kl_mistake_is_not_paid_twice_in_vae_loss(reference, tmp_path, monkeyp
         "    bce = F.binary_cross_entropy(x_hat, x, reduction='sum') / x.shape[0]\n"
         "    return bce + beta * kl_divergence(mu, logvar).mean()\n"
     )
-    ns = _namespace("vae_loss", None, {"kl_divergence": kl_sign_flipped})
+    ns = JUDGE.namespace("vae_loss", None, {"kl_divergence": kl_sign_flipped})
     exec(source, ns)
     alone = compare_all(
-        _record("vae_loss", ns, tmp_path / "alone", monkeypatch), reference["vae_loss"]
+        JUDGE.record("vae_loss", ns, tmp_path / "alone", monkeypatch), reference["vae_loss"]
     )
     assert [k for k, v in alone.items() if v.passed] == ["vae_loss#0#3"]  # only beta = 0
     ns[grading.GIVEN_NAME] = {"kl_divergence": REF.kl_divergence}
     given = compare_all(
-        _record("vae_loss", ns, tmp_path / "given", monkeypatch), reference["vae_loss"]
+        JUDGE.record("vae_loss", ns, tmp_path / "given", monkeypatch), reference["vae_loss"]
     )
     assert all(v.passed for v in given.values()), given
     assert ns["kl_divergence"] is kl_sign_flipped  # the student's own is back after the cases
