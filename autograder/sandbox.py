@@ -100,7 +100,7 @@ class Sandbox:
             "PATH": bindir + os.pathsep + keep.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.workdir),
             "TMPDIR": str(self.workdir / "tmp"),
-            "MPLBACKEND": "Agg",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures as PNG outputs
             "MPLCONFIGDIR": str(self.workdir / "tmp"),
             "NBGRADER_EXECUTION": "autograde",
             "COURSE_FAST": "1",
