@@ -24,6 +24,7 @@ from autograder.execute import run_notebook
 from autograder.restore import is_test, prepare_tests, restore
 from autograder.sandbox import Limits, Sandbox
 from autograder.source_checks import check_definition, definitions, graded_calls
+from helpers.selfcheck import describe_error
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 
@@ -175,10 +176,8 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
                 "not_run": "not run (an earlier cell stopped the notebook)",
                 "timeout": "the cell ran past the time limit",
             }.get(status, state.error if state else "")
-            if why.startswith("NotImplementedError"):
-                stub = True
-                why = "NotImplementedError: the answer above is not written yet"
-            messages.append(why or "the cell raised an error")
+            stub = why.startswith("NotImplementedError")
+            messages.append(describe_error(why))
         for name in graded_calls(cell.source):
             occ = occurrences.get(name, 0)
             occurrences[name] = occ + 1
