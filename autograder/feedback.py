@@ -70,7 +70,7 @@ def sanitise(fragment: str) -> str:
     )
 
 
-_markdown = mistune.create_markdown(escape=False, plugins=["table", "strikethrough"])
+_markdown = mistune.create_markdown(escape=False, plugins=["table", "strikethrough", "math"])
 
 
 def _text(value) -> str:
@@ -237,6 +237,8 @@ tr.pass td:last-child{color:#17692d} tr.fail td:last-child{color:#b00020}
 .verdict.pass{background:#e8f5e9} .verdict.fail{background:#fdecea}
 img{display:block;max-width:100%;height:auto;margin:.3rem 0}
 .markdown table{border-collapse:collapse}
+.math{font-family:"STIX Two Math","Latin Modern Math",serif;color:#333}
+div.math{white-space:pre-wrap;margin:.5rem 0;padding-left:1rem}
 .markdown td,.markdown th{border:1px solid #ccc;padding:.2rem .6rem}
 """
 
