@@ -23,12 +23,17 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)  ## create .venv and install everything
 
-sandbox:  ## install bubblewrap for the grader's sandbox (needs root and apt)
+sandbox:  ## install bubblewrap (the grader's sandbox) and chromium (feedback page tests); root and apt
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    (apt-get install -y -q bubblewrap >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q bubblewrap >/dev/null)) \
 	      && echo "installed bubblewrap"; \
 	  else echo "WARNING: bubblewrap missing; install it (e.g. apt-get install bubblewrap) to sandbox grading"; fi; }
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) \
+	      && echo "installed chromium (the feedback pages are checked in it)"; \
+	  else echo "NOTE: chromium missing: the browser test of the feedback pages will be skipped"; fi; }
 
 student release: $(STAMP)  ## regenerate notebooks/ from solutions/ (nbgrader generate_assignment)
 	$(PY) -m autograder release

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -72,6 +71,8 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m autograder`` and of the ``course-grader`` command."""
+    os.umask(0o022)  # outputs readable by the sandbox uid and by whoever hands them out
     p = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("release", help="solutions/ -> notebooks/ (student versions)")
@@ -109,5 +110,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    shutil.os.umask(0o022)
     sys.exit(main())

@@ -155,13 +155,13 @@ class Sandbox:
 
     def env(self) -> dict[str, str]:
         keep = {k: v for k, v in os.environ.items() if k in {"PATH", "LANG", "LC_ALL", "TZ"}}
-        bindir = str(Path(sys.executable).parent)
+        bindir = str(Path(interpreter()).parent)
         return {
             **keep,
             "PATH": bindir + os.pathsep + keep.get("PATH", "/usr/bin:/bin"),
             "HOME": str(self.workdir),
             "TMPDIR": str(self.workdir / "tmp"),
-            "MPLBACKEND": "Agg",
+            "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures as PNG outputs
             "MPLCONFIGDIR": str(self.workdir / "tmp"),
             "NBGRADER_EXECUTION": "autograde",
             "COURSE_FAST": "1",
@@ -283,6 +283,19 @@ def _as_uid(uid: int) -> list[str]:
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
 
 
+def interpreter() -> str:
+    """This environment's Python, reached through its resolved folder.
+
+    The sandbox binds the environment back by its real path; a virtual environment that is a
+    symlink (say ``.venv`` in the hidden repository, pointing elsewhere) must start from there.
+    """
+    exe, prefix = Path(sys.executable), Path(sys.prefix)
+    try:
+        return str(prefix.resolve() / exe.relative_to(prefix))
+    except ValueError:
+        return str(exe)
+
+
 def _user_processes() -> int:
     try:
         out = subprocess.run(
@@ -315,7 +328,10 @@ class SandboxKernelManager(AsyncKernelManager):
         assert self.sandbox is not None and self.kernel_spec is not None
         # Signals do not cross the sandbox reliably: interrupt over the control channel.
         self.kernel_spec.interrupt_mode = "message"
-        return self.sandbox.wrap(super().format_kernel_cmd(extra_arguments))
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if cmd and cmd[0] == sys.executable:
+            cmd[0] = interpreter()
+        return self.sandbox.wrap(cmd)
 
     def client(self, **kwargs):
         if self.zmq_context is None:

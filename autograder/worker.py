@@ -19,13 +19,14 @@ from pathlib import Path
 import nbformat
 
 from autograder import feedback
-from autograder.compare import compare_all, load_records
+from autograder.compare import _matching_mistake, compare_all, load_records
 from autograder.execute import run_notebook
 from autograder.records import save_records
 from autograder.redact import redact_submission
-from autograder.restore import is_test, restore
+from autograder.restore import is_test, prepare_tests, restore
 from autograder.sandbox import Limits, Sandbox
 from autograder.source_checks import check_definition, definitions, graded_calls
+from helpers.selfcheck import describe_error
 
 MAX_NOTEBOOK_BYTES = 20 << 20
 
@@ -117,6 +118,8 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
 
     source = nbformat.read(job["source"], as_version=4)
     nb, notes = restore(submitted, source)
+    originals, order_notes = prepare_tests(nb, source)
+    notes += order_notes
     nb.cells.append(nbformat.v4.new_code_cell(INTEGRITY_PROBE))
     workdir = Path(job["workdir"])
     shutil.rmtree(workdir, ignore_errors=True)
@@ -139,6 +142,8 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     by_index = {c.index: c for c in run.cells}
     flags = [] if job.get("reference") else _integrity(nb)
     nb.cells.pop()  # the probe is the grader's, not part of the feedback
+    for i, src in originals.items():  # the test cells as the student saw them
+        nb.cells[i].source = src
 
     records, problems = load_records(workdir / "home" / ".records", owner=sandbox.uid)
     flags += problems
@@ -156,23 +161,29 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
         flags.append(f"records that no hidden test asked for: {', '.join(extra[:5])}")
     defs = definitions([c for c in nb.cells if c.get("cell_type") == "code" and not is_test(c)])
 
+    # A record counts only when its own test cell wrote it last: a later cell (which may have
+    # seen reference versions of earlier exercises, see prepare_tests) cannot rewrite it.
+    last_writer = {key: c.index for c in run.cells for key in c.records}
+    last_writer.update({key: -1 for key in run.late_records})
     tests, occurrences = {}, {}
     for i, cell in enumerate(nb.cells):
         if not is_test(cell):
             continue
         meta = cell.metadata["nbgrader"]
         gid, points = meta["grade_id"], float(meta.get("points", 0))
-        messages, passed = [], True
+        named, messages, passed = [], [], True
         state = by_index.get(i)
-        if state is None or state.status != "ok":
+        status = state.status if state is not None else "not_run"
+        stopped = status in ("not_run", "timeout")  # the cell never reached its end
+        stub = False
+        if status != "ok":
             passed = False
             why = {
                 "not_run": "not run (an earlier cell stopped the notebook)",
                 "timeout": "the cell ran past the time limit",
-            }.get(state.status if state else "not_run", state.error if state else "")
-            if why.startswith("NotImplementedError"):
-                why = "NotImplementedError: the answer above is not written yet"
-            messages.append(why or "the cell raised an error")
+            }.get(status, state.error if state else "")
+            stub = why.startswith("NotImplementedError")
+            messages.append(describe_error(why))
         for name in graded_calls(cell.source):
             occ = occurrences.get(name, 0)
             occurrences[name] = occ + 1
@@ -181,21 +192,22 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             refs = [r for k, r in reference.items() if k.startswith(prefix)]
             # Only records that this very cell wrote count: a grade() call of the notebook's own,
             # or a hidden call redirected elsewhere, must not stand in for the hidden test.
-            written = set(state.records) if state is not None else set()
             for v in mine:
-                if v.passed and v.key not in written:
+                if v.passed and last_writer.get(v.key) != i:
                     v.passed = False
                     v.message = f"{v.key}: not recorded by this test cell's own hidden checks"
             failed = [v for v in mine if not v.passed]
-            if failed and name not in records_names(records):
+            if failed:
                 passed = False
-                messages.append(
-                    f"{name}: the hidden checks did not run (the cell stopped before them)"
-                )
-            else:
-                for v in failed:
-                    passed = False
-                    messages.append(v.message)
+            recorded = [v for v in failed if v.key in records]
+            if failed and not recorded:
+                why = "the cell stopped before them" if stopped or status != "ok" else "no record"
+                messages.append(f"{name}: the hidden checks did not run ({why})")
+            elif failed:
+                named += _named_mistakes(recorded, records, reference)
+                errors = [str(records[v.key].meta.get("error", "")) for v in recorded]
+                if not (stub and all(e.startswith("NotImplementedError") for e in errors)):
+                    messages += _hidden_messages(name, failed, len(mine))
             target = next((r.meta for r in refs if r.meta.get("defines")), None)
             if target:
                 problem = check_definition(defs, target["defines"], bool(target.get("vectorised")))
@@ -206,7 +218,8 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             "points": points if passed else 0.0,
             "max_points": points,
             "passed": passed,
-            "messages": _dedupe(messages),
+            "mistakes": _dedupe(named),
+            "messages": _dedupe([f"Classic mistake: {m}" for m in _dedupe(named)] + messages),
         }
     score = sum(t["points"] for t in tests.values())
     status = run.status if run.status != "ok" else ("flagged" if notes or flags else "graded")
@@ -227,8 +240,29 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     return result, nb
 
 
-def records_names(records: dict) -> set[str]:
-    return {k.split("#", 1)[0] for k in records}
+def _named_mistakes(failed, records, reference) -> list[str]:
+    """Labels of the listed classic mistakes that the failing cases match, commonest first."""
+    found = [_matching_mistake(records[v.key], reference[v.key]) for v in failed]
+    counts: dict[str, int] = {}
+    for label in found:
+        if label:
+            counts[label] = counts.get(label, 0) + 1
+    return sorted(counts, key=lambda k: -counts[k])
+
+
+def _hidden_messages(name: str, failed, total: int) -> list[str]:
+    """Every failing hidden case: the first in full (expected, got, input, hint), the others in
+    one line each."""
+    head = f"{name}: {len(failed)} of {total} hidden cases fail"
+    rest = [v.message.splitlines()[0] + _input_of(v.message) for v in failed[1:]]
+    return [head, failed[0].message, *rest]
+
+
+def _input_of(message: str) -> str:
+    for line in message.splitlines():
+        if line.strip().startswith("input:"):
+            return f" (on {line.split('input:', 1)[1].strip()})"
+    return ""
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -58,8 +58,13 @@ def check_close(
     hint: str = "",
     atol: float = 1e-5,
     rtol: float = 1e-4,
+    mistakes: dict[str, Any] | None = None,
 ) -> None:
-    """``got`` equals ``expected`` up to tolerance, with the same shape."""
+    """``got`` equals ``expected`` up to tolerance, with the same shape.
+
+    ``mistakes`` maps a classic mistake (the idea, in words) to the value it gives on this
+    input: when ``got`` equals one, the failure names that mistake instead of the general hint.
+    """
     if not isinstance(got, torch.Tensor | np.ndarray | float | int | np.floating):
         fail(f"{name} has the wrong type", "a tensor or number", type(got).__name__, inputs, hint)
     g, e = _as_tensor(got).double(), _as_tensor(expected).double()
@@ -67,6 +72,11 @@ def check_close(
         fail(f"{name} has the wrong shape", tuple(e.shape), tuple(g.shape), inputs, hint)
     if not torch.allclose(g, e, atol=atol, rtol=rtol, equal_nan=False):
         diff = (g - e).abs().nan_to_num(float("inf")).max().item()
+        for label, value in (mistakes or {}).items():
+            w = _as_tensor(value).double()
+            if w.shape == g.shape and torch.allclose(g, w, atol=atol, rtol=rtol):
+                what = f"{name} is wrong: this looks like a classic mistake, {label}"
+                fail(what, _fmt(e), _fmt(g), inputs, hint)
         fail(f"{name} is wrong (max abs diff {diff:.3g})", _fmt(e), _fmt(g), inputs, hint)
 
 

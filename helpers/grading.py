@@ -14,6 +14,7 @@ validate``) the cases still run, so errors show up at once.
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -200,30 +201,37 @@ def grade(
     vectorised: bool = False,
     defines: str | None = None,
     given: Sequence[str] = (),
+    probe: Callable | None = None,
 ) -> None:
     """Run ``fn`` on every case and record the results for the autograder.
 
     ``mistakes`` maps the description of a classic mistake to a wrong
     implementation: when a submission matches one, its feedback names the mistake.
     The autograder also checks that the submission defines the exercise in a cell of
-    its own (``defines``, by default ``name`` when ``fn.__name__ == name``; give it
-    when ``fn`` is a probe around the exercise), and with ``vectorised`` that the
-    definition has no Python loop or comprehension.
+    its own (``defines``, by default ``name`` when it is an identifier: "pca_fit", not
+    "pca_fit leaves X unchanged"), and with ``vectorised`` that the definition has no
+    Python loop or comprehension.
 
     ``given`` names earlier exercises that ``fn`` builds on (``vae_loss`` on
     ``kl_divergence``): while the cases run they are bound, in the notebook's namespace, to
     the reference implementations, so an earlier mistake is not paid for twice. The grader
     supplies those implementations at grading time (see :data:`GIVEN_NAME`); under ``nbgrader
     validate`` of the solution the notebook's own definitions are the reference already.
+
+    ``probe(fn, **case)`` runs the exercise inside a harness (build a class with seeded weights
+    and run it, set a seed first, train a tiny model for one epoch) and returns what to record.
+    The ``mistakes`` are then written as a student would write the exercise itself, and go
+    through the same probe, so each one can also be submitted as an answer.
     """
     occurrence = _counts.get(name, 0)
     _counts[name] = occurrence + 1
     out_dir = os.environ.get("COURSE_RECORD_DIR")
     errors = []
-    target = defines or (name if getattr(fn, "__name__", None) == name else None)
+    target = defines or (name if name.isidentifier() else None)
+    run = fn if probe is None else functools.partial(probe, fn)
     with _given(fn, given):
         for i, c in enumerate(cases):
-            rec = run_case(fn, c, grad, seed=1000 + i)
+            rec = run_case(run, c, grad, seed=1000 + i)
             rec.meta.update(name=name, hint=hint, atol=atol, rtol=rtol)
             if target:
                 rec.meta.update(defines=target, vectorised=bool(vectorised))
@@ -231,7 +239,8 @@ def grade(
                 rec.meta["given"] = list(given)
             for j, (label, wrong) in enumerate((mistakes or {}).items()):
                 rec.meta[f"mistake.{j}"] = label
-                wrong_rec = run_case(wrong, c, (), seed=1000 + i)
+                wrong_run = wrong if probe is None else functools.partial(probe, wrong)
+                wrong_rec = run_case(wrong_run, c, (), seed=1000 + i)
                 for key, arr in wrong_rec.arrays.items():
                     rec.arrays[f"mistake.{j}.{key}"] = arr
             if "error" in rec.meta:

@@ -8,8 +8,14 @@ sees only the visible tests; the autograder adds hidden ones.
 
 from __future__ import annotations
 
+import ast
+import contextlib
+import inspect
+import io
 import re
+import textwrap
 import traceback
+import warnings
 
 HEADER = re.compile(r"^#\s*Tests:\s*(?P<name>[\w ,.-]+?)\s*$", re.M)
 
@@ -37,19 +43,66 @@ def test_cells(sources: list[str]) -> dict[str, str]:
     return found
 
 
+def describe_error(text: str) -> str:
+    """What a student reads about a test cell that stopped with ``text`` ("Name: message").
+
+    One wording for the self-check, ``report()`` and the grader's feedback.
+    """
+    text = text.strip()
+    if text.startswith("NotImplementedError"):
+        return "NotImplementedError: the answer above is not written yet"
+    return text or "the cell raised an error"
+
+
+def calls(source: str) -> set[str]:
+    """Names a function's source reads (the exercises it may build on)."""
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        return set()
+    return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def summary(results: dict[str, str], uses: dict[str, set[str]] | None = None) -> str:
+    """One line per exercise, each failure's whole message (expected, got, input, hint) under it.
+
+    ``uses`` maps an exercise to the names its answer reads: a failure that may come from an
+    earlier failing exercise says so (the grader judges it with a correct earlier exercise).
+    """
+    width = max(map(len, results), default=10)
+    lines, failing = [], []
+    for name, problem in results.items():
+        if not problem:
+            lines.append(f"PASS  {name}")
+            continue
+        first, *rest = problem.splitlines()
+        lines.append(f"FAIL  {name:<{width}}  {first}")
+        lines += [f"      {line}" for line in rest]
+        earlier = [n for n in failing if n in (uses or {}).get(name, set())]
+        if earlier:
+            lines.append(
+                f"      note: {name} calls {', '.join(earlier)}, which fails above: fix that first"
+                f" (the grader judges {name} with correct versions of them)"
+            )
+        failing.append(name)
+    passed = sum(not p for p in results.values())
+    lines.append(f"\n{passed}/{len(results)} exercises pass their visible tests.")
+    return "\n".join(lines)
+
+
 def run_tests(cells: dict[str, str], namespace: dict) -> dict[str, str]:
-    """Execute each test cell; map exercise -> "" when it passed, else the reason."""
+    """Execute each test cell (its output silenced); map exercise -> "" or the reason."""
     results = {}
     for name, src in cells.items():
         try:
             # Only the visible part: hidden blocks (in instructors' copies) are for the grader.
-            exec(compile(strip_hidden(src), f"<tests: {name}>", "exec"), namespace)
+            with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                exec(compile(strip_hidden(src), f"<tests: {name}>", "exec"), namespace)
             results[name] = ""
         except Exception as exc:  # noqa: BLE001 - reported to the student
-            lines = str(exc).strip().splitlines() or [type(exc).__name__]
-            results[name] = f"{type(exc).__name__}: {lines[0]}"
-            if not isinstance(exc, AssertionError | NotImplementedError | NameError):
-                results[name] += "\n" + "".join(traceback.format_exception_only(exc)).strip()
+            text = "".join(traceback.format_exception_only(exc)).strip()
+            results[name] = describe_error(text.removeprefix("helpers.checks."))
     return results
 
 
@@ -68,11 +121,11 @@ def report() -> dict[str, str]:
         print("No test cell has run yet: run the notebook from the top first.")
         return {}
     results = run_tests(cells, ip.user_ns)
-    width = max(map(len, results))
-    for name, problem in results.items():
-        mark = "PASS" if not problem else "FAIL"
-        print(f"{mark}  {name:<{width}}  {problem.splitlines()[0] if problem else ''}")
-    passed = sum(not p for p in results.values())
-    print(f"\n{passed}/{len(results)} exercises pass their visible tests.", end=" ")
-    print("Hidden tests run when the notebook is graded.")
+    uses = {}
+    for name in results:
+        try:
+            uses[name] = calls(inspect.getsource(ip.user_ns[name]))
+        except (KeyError, OSError, TypeError):
+            pass
+    print(summary(results, uses), "Hidden tests run when the notebook is graded.")
     return results
