@@ -10,7 +10,7 @@ SUBMISSIONS ?= submissions
 OUT         ?= out/graded
 JOBS        ?= 2
 
-.PHONY: help install sandbox student release validate test test-fast lint format demo grade check bench bench-notebooks clean
+.PHONY: help install sandbox student release validate test test-fast lint format demo grade check bench bench-notebooks bench-vectorised bench-grading clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -64,8 +64,17 @@ grade: $(STAMP) sandbox  ## grade SUBMISSIONS (folder or zip) into OUT
 check: $(STAMP)  ## a student's self-check: make check NOTEBOOK=notebooks/04_sparse_autoencoder.ipynb
 	$(PY) -m autograder check $(NOTEBOOK)
 
-bench: $(STAMP)  ## speed and memory targets (vectorised sparsity losses >= 20x a loop)
+bench: $(STAMP) sandbox  ## everything measured: notebooks (fast+full), grading vs nbgrader, vectorised exercises; bench/report.md
+	$(PY) benchmarks/bench_sparsity.py --results bench/results.json || true
+	$(PY) benchmarks/run_notebooks.py
+	$(PY) benchmarks/bench_grading.py || true
+	$(PY) benchmarks/report.py
+
+bench-vectorised: $(STAMP)  ## vectorised exercises >= 20x a per-sample loop (exit 1 otherwise)
 	$(PY) benchmarks/bench_sparsity.py
+
+bench-grading: $(STAMP) sandbox  ## grading throughput: plain nbgrader vs this grader, one class
+	$(PY) benchmarks/bench_grading.py
 
 bench-notebooks: $(STAMP)  ## run every notebook fast and full; bench/results.json and the README table
 	$(PY) benchmarks/run_notebooks.py $(if $(ONLY),--only $(ONLY)) $(if $(MODES),--modes $(MODES))
