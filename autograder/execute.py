@@ -101,8 +101,10 @@ def _error_text(cell) -> str:
     return ""
 
 
-def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
-    """Name -> (mtime, size) of the record files, read without following any link."""
+def _records_state(directory: Path) -> dict[str, tuple[int, ...]]:
+    """Name -> (mtime, ctime, size) of the record files, read without following any link.
+
+    ctime too: a kernel can set a file's mtime back (os.utime), never its ctime."""
     try:
         fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     except OSError:
@@ -110,7 +112,7 @@ def _records_state(directory: Path) -> dict[str, tuple[int, int]]:
     try:
         with os.scandir(fd) as entries:
             return {
-                e.name[: -len(".npz")]: (st.st_mtime_ns, st.st_size)
+                e.name[: -len(".npz")]: (st.st_mtime_ns, st.st_ctime_ns, st.st_size)
                 for e in entries
                 if e.name.endswith(".npz") and (st := e.stat(follow_symlinks=False))
             }
