@@ -8,6 +8,12 @@ Most hostile submissions use :func:`lean`, the solution without the data, traini
 (they earn no points and cost ~8 s of kernel time each); the two controls and the student version are
 the full notebooks. A row whose ``bug`` is set describes what the grader *must* do but does not do yet:
 the test of that row is a strict xfail, so it starts failing (XPASS) the day the bug is fixed.
+
+Cases h29-h35 attack the grader itself rather than the comparison: a process that outlives its
+kernel (new session, double fork, pid hopping) and deletes other kernels' records; records
+replaced by symbolic links (to a classmate's working folder, to ``/etc/shadow``) or by FIFOs; a
+flood of the iopub socket; a disk filled through every writable place; hidden-test source printed
+back. ``tests/test_hostile.py`` also checks that no process of any slot's uid is left.
 """
 
 from __future__ import annotations
@@ -73,7 +79,7 @@ class Ctx:
         return [
             SOLUTION,
             ROOT / "autograder" / "grade.py",
-            ROOT / ".git" / "HEAD",
+            ROOT / ".git" / "HEAD" if (ROOT / ".git").is_dir() else ROOT / ".git",  # a worktree
             ROOT / "tests" / "hostile_cases.py",
             self.submission("a00_control_first"),
             self.out / "results" / "a00_control_first" / f"{ASSIGNMENT}.json",
@@ -494,7 +500,10 @@ print(f"WRITES succeeded={{_written}}")
 
 
 def _giant_output(ctx: Ctx):
-    code = 'print("x" * 50_000_000)  # 50 MB in one message\nfor _ in range(20):\n    print("y" * 1_000_000)'
+    # 40 MB in all: under the grader's 64 MB frame cap even when the kernel sends it as one message
+    code = (
+        'print("x" * 20_000_000)  # 20 MB at once\nfor _ in range(20):\n    print("y" * 1_000_000)'
+    )
     return append(lean(), "l1_sparsity", code)
 
 
@@ -1065,7 +1074,7 @@ CASES: list[Case] = [
     ),
     Case(
         "h18_giant_output",
-        "prints 50 MB at once, then 20 MB in 1 MB lines",
+        "prints 20 MB at once, then 20 MB in 1 MB lines",
         nb_case("h18_giant_output", _giant_output),
         G,
         FULL,
