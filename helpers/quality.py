@@ -16,6 +16,7 @@ generator (the *ceiling*). :func:`quality_report` prints the three rows as a tab
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -307,19 +308,17 @@ def quality_report(
     return rows
 
 
-def metric(name: str, value: float, op: str, target: float) -> bool:
+def metric(name: str, value: float, op: str, target: float, unit: str = "") -> bool:
     """Print ``METRIC <name> = <value> (target <op> <target>)`` and return whether it is met.
 
-    The benchmark runner parses these lines; ``op`` is one of ``<``, ``<=``, ``>``, ``>=``.
+    The benchmark runner parses these lines; ``op`` is one of ``<``, ``<=``, ``>``, ``>=``,
+    ``==``; ``name`` is made of letters, digits and ``_ . - /``.
     """
-    checks = {
-        "<": value < target,
-        "<=": value <= target,
-        ">": value > target,
-        ">=": value >= target,
-    }
-    if op not in checks:
-        raise ValueError(f"op must be one of {sorted(checks)}, got {op!r}")
-    ok = bool(checks[op]) and math.isfinite(value)
-    print(f"METRIC {name} = {value:.4g} (target {op} {target:.4g})")
-    return ok
+    ops = {"<": value < target, "<=": value <= target, ">": value > target, ">=": value >= target}
+    ops["=="] = value == target
+    if op not in ops:
+        raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
+    if not re.fullmatch(r"[\w.\-/]+", name):
+        raise ValueError(f"metric names are letters, digits, _ . - /: got {name!r}")
+    print(f"METRIC {name} = {value:.6g}{' ' + unit if unit else ''} (target {op} {target:.6g})")
+    return bool(ops[op]) and math.isfinite(value)

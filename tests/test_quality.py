@@ -173,5 +173,7 @@ def test_metric_line_is_parseable(capsys):
         ("vae/fd", "12.5", "<", "30"),
         ("vae/coverage", "0.8", ">=", "1"),
     ]
-    with pytest.raises(ValueError):
-        quality.metric("x", 1.0, "==", 1.0)
+    with pytest.raises(ValueError, match="op must be"):
+        quality.metric("x", 1.0, "=", 1.0)
+    with pytest.raises(ValueError, match="metric names"):
+        quality.metric("two words", 1.0, "<", 2.0)
