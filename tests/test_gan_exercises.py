@@ -265,6 +265,32 @@ CORRECT = {
     """,
 }
 
+
+def _step_source(
+    detach=".detach()",
+    retain="",
+    clear_D="opt_D.zero_grad()",
+    clear_G="opt_G.zero_grad()",
+    clear_G_first="pass",
+    fake_for_G="x_fake",
+) -> str:
+    """A gan_train_step with one part changed: the classic mistakes of the training step."""
+    return f"""
+        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
+            {clear_G_first}
+            x_fake = G(sample_noise(real.shape[0], noise_dim))
+            loss_D = discriminator_loss(D(real), D(x_fake{detach}))
+            {clear_D}
+            loss_D.backward({retain})
+            opt_D.step()
+            loss_G = generator_loss(D({fake_for_G}))
+            {clear_G}
+            loss_G.backward()
+            opt_G.step()
+            return {{"loss_D": loss_D.item(), "loss_G": loss_G.item()}}
+    """
+
+
 # ------------------------------------------------------------------------------ mistakes
 MISTAKES = {  # (notebook, exercise, id): (source, words of the mistake's name in the feedback)
     ("06_gan", "sample_noise", "uniform"): (
@@ -357,81 +383,25 @@ MISTAKES = {  # (notebook, exercise, id): (source, words of the mistake's name i
         "schedulers are attached to other optimisers",
     ),
     ("06_gan", "gan_train_step", "no_detach"): (
-        """
-        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
-            x_fake = G(sample_noise(real.shape[0], noise_dim))
-            loss_D = discriminator_loss(D(real), D(x_fake))
-            opt_D.zero_grad()
-            loss_D.backward(retain_graph=True)
-            opt_D.step()
-            loss_G = generator_loss(D(x_fake))
-            opt_G.zero_grad()
-            loss_G.backward()
-            opt_G.step()
-            return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
-        """,
+        _step_source(detach="", retain="retain_graph=True"),
         "not detached in the D step",
     ),
     ("06_gan", "gan_train_step", "no_detach_polluted"): (
-        """
-        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
-            opt_D.zero_grad()
-            opt_G.zero_grad()
-            x_fake = G(sample_noise(real.shape[0], noise_dim))
-            loss_D = discriminator_loss(D(real), D(x_fake))
-            loss_D.backward(retain_graph=True)
-            opt_D.step()
-            loss_G = generator_loss(D(x_fake))
-            loss_G.backward()
-            opt_G.step()
-            return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
-        """,
+        _step_source(
+            detach="", retain="retain_graph=True", clear_G_first="opt_G.zero_grad()", clear_G="pass"
+        ),
         "pollutes G's update",
     ),
     ("06_gan", "gan_train_step", "D_grads_not_cleared"): (
-        """
-        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
-            x_fake = G(sample_noise(real.shape[0], noise_dim))
-            loss_D = discriminator_loss(D(real), D(x_fake.detach()))
-            loss_D.backward()
-            opt_D.step()
-            loss_G = generator_loss(D(x_fake))
-            opt_G.zero_grad()
-            loss_G.backward()
-            opt_G.step()
-            return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
-        """,
+        _step_source(clear_D="pass"),
         "D's gradients are not cleared",
     ),
     ("06_gan", "gan_train_step", "G_grads_not_cleared"): (
-        """
-        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
-            x_fake = G(sample_noise(real.shape[0], noise_dim))
-            loss_D = discriminator_loss(D(real), D(x_fake.detach()))
-            opt_D.zero_grad()
-            loss_D.backward()
-            opt_D.step()
-            loss_G = generator_loss(D(x_fake))
-            loss_G.backward()
-            opt_G.step()
-            return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
-        """,
+        _step_source(clear_G="pass"),
         "G's gradients are not cleared",
     ),
     ("06_gan", "gan_train_step", "fresh_noise"): (
-        """
-        def gan_train_step(G, D, real, opt_G, opt_D, noise_dim):
-            x_fake = G(sample_noise(real.shape[0], noise_dim))
-            loss_D = discriminator_loss(D(real), D(x_fake.detach()))
-            opt_D.zero_grad()
-            loss_D.backward()
-            opt_D.step()
-            loss_G = generator_loss(D(G(sample_noise(real.shape[0], noise_dim))))
-            opt_G.zero_grad()
-            loss_G.backward()
-            opt_G.step()
-            return {"loss_D": loss_D.item(), "loss_G": loss_G.item()}
-        """,
+        _step_source(fake_for_G="G(sample_noise(real.shape[0], noise_dim))"),
         "fresh noise for the G step",
     ),
     ("06_gan", "Generator", "tanh"): (

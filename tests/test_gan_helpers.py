@@ -250,3 +250,16 @@ def test_figures_build_from_one_or_several_histories():
     fig = class_histogram({"BCE": torch.tensor([0, 1, 1]), "LSGAN": [2, 2, 9]})
     assert len(fig.axes[0].patches) == 20
     matplotlib.pyplot.close("all")
+
+
+def test_quality_figures_of_a_generator_are_floats_in_range():
+    from helpers.gan import quality_figures
+    from helpers.quality import DigitClassifier
+
+    torch.manual_seed(0)
+    classifier = DigitClassifier().eval().requires_grad_(False)
+    G = ConvGenerator(8)
+    figures = quality_figures(G, 8, classifier, n=40, seed=3)
+    assert set(figures) == {"frechet", "coverage", "entropy"}
+    assert figures["frechet"] > 0 and 0 < figures["coverage"] <= 1
+    assert quality_figures(G, 8, classifier, n=40, seed=3) == figures  # seeded noise
