@@ -28,7 +28,8 @@ def image_scores(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
         raise ValueError(f"shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}")
     p = pred.detach().cpu().double().clamp(0, 1).numpy()
     t = target.detach().cpu().double().clamp(0, 1).numpy()
-    psnr = [peak_signal_noise_ratio(ti, pi, data_range=1.0) for pi, ti in zip(p, t)]
+    with np.errstate(divide="ignore"):  # identical images: PSNR is +inf
+        psnr = [peak_signal_noise_ratio(ti, pi, data_range=1.0) for pi, ti in zip(p, t)]
     ssim = [structural_similarity(ti, pi, data_range=1.0, channel_axis=0) for pi, ti in zip(p, t)]
     return {
         "L1": float(np.abs(p - t).mean()),
