@@ -165,7 +165,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
     # seen reference versions of earlier exercises, see prepare_tests) cannot rewrite it.
     last_writer = {key: c.index for c in run.cells for key in c.records}
     last_writer.update({key: -1 for key in run.late_records})
-    tests, occurrences = {}, {}
+    tests, occurrences, rewritten = {}, {}, []
     for i, cell in enumerate(nb.cells):
         if not is_test(cell):
             continue
@@ -196,6 +196,7 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
                 if v.passed and last_writer.get(v.key) != i:
                     v.passed = False
                     v.message = f"{v.key}: not recorded by this test cell's own hidden checks"
+                    rewritten.append(v.key)
             failed = [v for v in mine if not v.passed]
             if failed:
                 passed = False
@@ -221,6 +222,8 @@ def grade_submission(job: dict) -> tuple[dict, nbformat.NotebookNode | None]:
             "mistakes": _dedupe(named),
             "messages": _dedupe([f"Classic mistake: {m}" for m in _dedupe(named)] + messages),
         }
+    if rewritten:
+        flags.append(f"records written outside their own test cell: {', '.join(rewritten[:5])}")
     score = sum(t["points"] for t in tests.values())
     status = run.status if run.status != "ok" else ("flagged" if notes or flags else "graded")
     reason = run.reason or ("; ".join(notes + flags)[:500] if status == "flagged" else "")

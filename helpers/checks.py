@@ -58,11 +58,11 @@ def check_close(
     hint: str = "",
     atol: float = 1e-5,
     rtol: float = 1e-4,
-    mistakes: dict[str, Any] | None = None,
+    classic: dict[str, Any] | None = None,
 ) -> None:
     """``got`` equals ``expected`` up to tolerance, with the same shape.
 
-    ``mistakes`` maps a classic mistake (the idea, in words) to the value it gives on this
+    ``classic`` maps a classic mistake (the idea, in words) to the value it gives on this
     input: when ``got`` equals one, the failure names that mistake instead of the general hint.
     """
     if not isinstance(got, torch.Tensor | np.ndarray | float | int | np.floating):
@@ -72,7 +72,7 @@ def check_close(
         fail(f"{name} has the wrong shape", tuple(e.shape), tuple(g.shape), inputs, hint)
     if not torch.allclose(g, e, atol=atol, rtol=rtol, equal_nan=False):
         diff = (g - e).abs().nan_to_num(float("inf")).max().item()
-        for label, value in (mistakes or {}).items():
+        for label, value in (classic or {}).items():
             w = _as_tensor(value).double()
             if w.shape == g.shape and torch.allclose(g, w, atol=atol, rtol=rtol):
                 what = f"{name} is wrong: this looks like a classic mistake, {label}"

@@ -149,11 +149,13 @@ def test_an_earlier_mistake_costs_once_and_the_prelude_earns_nothing(tmp_path):
         kl = tests["test_kl_sparsity"]
         assert not kl["passed"] and kl["points"] == 0, (who, kl)
         html = (out / "feedback" / who / f"{NAME}.html").read_text()
-        secrets = ["rho_hat = a.reshape"] + ["__course_prelude"] * (who == "wrong_kl")
+        secrets = ["return kl.sum()"] + ["__course_prelude"] * (who == "wrong_kl")
         for secret in secrets:  # the hooked submission's own code names the prelude
             assert secret not in html, (who, secret)
     named = by["wrong_kl"]["tests"]["test_kl_sparsity"]["messages"][0]
     assert named == "Classic mistake: averaged over the units instead of summed"
     assert by["hooked"]["score"] == by["wrong_kl"]["score"] == by["wrong_kl"]["max_score"] - 3
+    assert by["wrong_kl"]["status"] == "graded" and by["hooked"]["status"] == "flagged"
+    assert any("outside their own test cell" in f for f in by["hooked"]["flags"])
     hooked = by["hooked"]["tests"]["test_kl_sparsity"]["messages"]
     assert any("not recorded by this test cell" in m for m in hooked), hooked
