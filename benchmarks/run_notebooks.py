@@ -115,7 +115,7 @@ def _kernel_pid(client: NotebookClient) -> int | None:
 def run_notebook(path: Path, mode: str, timeout: int, keep: Path | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
-    env.update(COURSE_FAST="1" if mode == "fast" else "0", MPLBACKEND="Agg")
+    env.update(COURSE_FAST="1" if mode == "fast" else "0")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix=f"bench-{path.stem}-") as work:
         client = NotebookClient(
@@ -127,7 +127,8 @@ def run_notebook(path: Path, mode: str, timeout: int, keep: Path | None = None) 
         try:
             client.execute(env=env, cwd=work)
         except Exception as exc:  # a failing notebook is a result, not a crash of the runner
-            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            lines = str(exc).strip().splitlines()
+            error = f"{type(exc).__name__}: {lines[-1] if lines else 'no message (did the kernel die?)'}"
         wall = time.perf_counter() - start
         sampler.stop()
     if keep is not None:  # the executed notebook, outputs included, for reading the figures
