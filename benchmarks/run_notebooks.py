@@ -221,10 +221,8 @@ def render_table(results: dict, readme: str, repo_url: str) -> str:
         "| # | notebook | topics | fast run | full run | full-mode figures (target) | Colab |",
         "|---|---|---|---|---|---|---|",
     ]
-    for stem, runs in sorted(results["notebooks"].items()):
-        path = ROOT / "solutions" / f"{stem}.ipynb"
-        if not path.exists():
-            continue
+    for path in discover(None):  # every notebook gets a row, measured or not ("–")
+        stem, runs = path.stem, results["notebooks"].get(path.stem, {})
         full = runs.get("full") or {}
         figures = "; ".join(_figure(k, v) for k, v in full.get("metrics", {}).items()) or "–"
         colab = f"{repo_url}/blob/main/notebooks/{stem}.ipynb".replace(
