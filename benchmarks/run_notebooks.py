@@ -243,8 +243,14 @@ def render_table(results: dict, readme: str, repo_url: str) -> str:
         "times are upper bounds). Times are wall clock from kernel start, about 7 s of which "
         "is starting the kernel and importing torch; each run starts without checkpoints. "
         "Peak memory and kernel CPU time are in the JSON. Fast mode is `COURSE_FAST=1`, "
-        "which nbgrader also switches on.\n"
+        "which nbgrader also switches on."
     )
+    if "| – |" in "\n".join(rows):
+        note += (
+            " A dash: not measured in this run (not attempted, or cut short); "
+            "`make bench-notebooks ONLY=NN` fills it in."
+        )
+    note += "\n"
     return "\n".join(rows) + "\n" + note
 
 

@@ -37,7 +37,7 @@ def test_04_reduced_full_mode_meets_the_targets_its_text_states(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
     env.update(COURSE_FAST="0", COURSE_OFFLINE="1")
     NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     ).execute(env=env, cwd=str(tmp_path))
     text = "\n".join(
         o.get("text", "")
