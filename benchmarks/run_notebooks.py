@@ -115,7 +115,7 @@ def _kernel_pid(client: NotebookClient) -> int | None:
 def run_notebook(path: Path, mode: str, timeout: int, keep: Path | None = None) -> dict:
     nb = nbformat.read(path, as_version=4)
     env = {k: v for k, v in os.environ.items() if k != "NBGRADER_EXECUTION"}
-    env.update(COURSE_FAST="1" if mode == "fast" else "0", MPLBACKEND="Agg")
+    env.update(COURSE_FAST="1" if mode == "fast" else "0")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix=f"bench-{path.stem}-") as work:
         client = NotebookClient(
@@ -127,7 +127,8 @@ def run_notebook(path: Path, mode: str, timeout: int, keep: Path | None = None) 
         try:
             client.execute(env=env, cwd=work)
         except Exception as exc:  # a failing notebook is a result, not a crash of the runner
-            error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+            lines = str(exc).strip().splitlines()
+            error = f"{type(exc).__name__}: {lines[-1] if lines else 'no message (did the kernel die?)'}"
         wall = time.perf_counter() - start
         sampler.stop()
     if keep is not None:  # the executed notebook, outputs included, for reading the figures
@@ -220,10 +221,8 @@ def render_table(results: dict, readme: str, repo_url: str) -> str:
         "| # | notebook | topics | fast run | full run | full-mode figures (target) | Colab |",
         "|---|---|---|---|---|---|---|",
     ]
-    for stem, runs in sorted(results["notebooks"].items()):
-        path = ROOT / "solutions" / f"{stem}.ipynb"
-        if not path.exists():
-            continue
+    for path in discover(None):  # every notebook gets a row, measured or not ("–")
+        stem, runs = path.stem, results["notebooks"].get(path.stem, {})
         full = runs.get("full") or {}
         figures = "; ".join(_figure(k, v) for k, v in full.get("metrics", {}).items()) or "–"
         colab = f"{repo_url}/blob/main/notebooks/{stem}.ipynb".replace(
@@ -244,8 +243,14 @@ def render_table(results: dict, readme: str, repo_url: str) -> str:
         "times are upper bounds). Times are wall clock from kernel start, about 7 s of which "
         "is starting the kernel and importing torch; each run starts without checkpoints. "
         "Peak memory and kernel CPU time are in the JSON. Fast mode is `COURSE_FAST=1`, "
-        "which nbgrader also switches on.\n"
+        "which nbgrader also switches on."
     )
+    if "| – |" in "\n".join(rows):
+        note += (
+            " A dash: not measured in this run (not attempted, or cut short); "
+            "`make bench-notebooks ONLY=NN` fills it in."
+        )
+    note += "\n"
     return "\n".join(rows) + "\n" + note
 
 

@@ -222,8 +222,8 @@ def image_panels(
     """
     n = len(images)
     nrows = (n + ncols - 1) // ncols
-    lo = min(float(np.min(i)) for i in images) if vmin is None else vmin
-    hi = max(float(np.max(i)) for i in images) if vmax is None else vmax
+    lo = min(float(np.nanmin(i)) for i in images) if vmin is None else vmin
+    hi = max(float(np.nanmax(i)) for i in images) if vmax is None else vmax
     fig, axes = plt.subplots(
         nrows, ncols, figsize=(1.6 * ncols + 1.2, 1.7 * nrows + 0.3), squeeze=False
     )

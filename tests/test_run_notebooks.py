@@ -73,5 +73,7 @@ def test_readme_table_is_regenerated_between_markers_and_keeps_topics(tmp_path):
     assert "my topics" in text and "| 20 s | 1 min 35 s |" in text
     assert "mse 0.0012 (<= 0.003 ✓)" in text and "2 cores" in text and "3.5-3.5" in text
     assert "old" not in text and "99_gone" not in text
+    # every solution notebook has a row, measured or not
+    assert text.count("](notebooks/") == len(bench.discover(None)) and "| – | – | – |" in text
     bench.update_readme(results, readme)  # idempotent
     assert readme.read_text() == text
