@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from autograder.records import load_records
-from helpers.grading import Record
+from helpers.records import Record
 
 __all__ = ["Verdict", "compare_all", "compare_record", "load_records"]
 

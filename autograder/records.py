@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers.grading import Record, load_record, save_record
+from helpers.records import Record, load_record, save_record
 
 MAX_RECORD_BYTES = 64 << 20
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 
-from helpers.checks import loops_in_source
+from helpers.selfcheck import loops_in_source
 
 _MAX_CELL = 200_000
 

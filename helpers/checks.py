@@ -6,14 +6,14 @@ the usual mistake, so a student can fix the answer without reading this file.
 
 from __future__ import annotations
 
-import ast
 import inspect
-import textwrap
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+
+from helpers.selfcheck import loops_in_source
 
 
 class CheckFailed(AssertionError):
@@ -140,27 +140,6 @@ def check_unchanged(fn: Callable, *args: Any, name: str | None = None, **kwargs:
                 hint="use out-of-place operations (x + y, not x += y or x.clamp_())",
             )
     return out
-
-
-_LOOPS = (
-    ast.For,
-    ast.AsyncFor,
-    ast.While,
-    ast.ListComp,
-    ast.SetComp,
-    ast.DictComp,
-    ast.GeneratorExp,
-)
-
-
-def loops_in_source(source: str) -> list[str]:
-    """Descriptions of the loops and comprehensions in ``source`` (empty when vectorised)."""
-    tree = ast.parse(textwrap.dedent(source))
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, _LOOPS):
-            found.append(f"{type(node).__name__} at line {node.lineno}")
-    return found
 
 
 def check_vectorised(fn: Callable) -> None:

@@ -129,3 +129,24 @@ def report() -> dict[str, str]:
             pass
     print(summary(results, uses), "Hidden tests run when the notebook is graded.")
     return results
+
+
+_LOOPS = (
+    ast.For,
+    ast.AsyncFor,
+    ast.While,
+    ast.ListComp,
+    ast.SetComp,
+    ast.DictComp,
+    ast.GeneratorExp,
+)
+
+
+def loops_in_source(source: str) -> list[str]:
+    """Descriptions of the loops and comprehensions in ``source`` (empty when vectorised)."""
+    tree = ast.parse(textwrap.dedent(source))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, _LOOPS):
+            found.append(f"{type(node).__name__} at line {node.lineno}")
+    return found
