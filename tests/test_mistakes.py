@@ -32,13 +32,45 @@ from tests.notebook_harness import (
 
 NAMES = paths.assignments()
 
+# Notebooks whose hidden tests still grade through a probe *function* (``grade(name, _probe,
+# defines=...)``, the form AUTHORING.md described before ``probe=``): their mistakes are written
+# at the probe's level, so they cannot be submitted as a student's answer here. Each notebook's
+# own tests/test_<topic>_exercises.py checks that its mistakes fail and are named. Strict: the
+# day a notebook moves to ``probe=``, its xfail turns into a failure that asks to drop it here.
+PROBE_FUNCTIONS = {
+    "05_vae",
+    "06_gan",
+    "08_cgan",
+    "09_wgan_gp",
+    "10_pix2pix",
+    "11_style_transfer",
+}
+STUDENT_LEVEL = [
+    pytest.param(
+        n,
+        marks=pytest.mark.xfail(
+            strict=True, reason="mistakes at a probe function's level; see PROBE_FUNCTIONS"
+        ),
+    )
+    if n in PROBE_FUNCTIONS
+    else n
+    for n in NAMES
+]
+
 
 def _exercises(name):
-    """(test cell, grade call) for every graded exercise (a grade() named after an identifier)."""
-    return [(c, g) for c in graded_cells(name) for g in c.graded if g.name.isidentifier()]
+    """(test cell, grade call) for every graded exercise: a grade() named after a name that an
+    answer cell defines (not, e.g., 07's check that the student's own losses were trained)."""
+    answers = namespace(name)
+    return [
+        (c, g)
+        for c in graded_cells(name)
+        for g in c.graded
+        if g.name.isidentifier() and g.name in answers
+    ]
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", STUDENT_LEVEL)
 def test_every_exercise_lists_classic_mistakes_at_the_students_level(name):
     found = _exercises(name)
     assert found, name
@@ -59,7 +91,7 @@ def _reference(name, cell, tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", STUDENT_LEVEL)
 def test_every_listed_mistake_fails_and_is_named(name, tmp_path):
     for cell, g in _exercises(name):
         ref = _reference(name, cell, tmp_path)
@@ -166,7 +198,7 @@ def test_every_listed_mistake_is_named_first_in_the_graders_feedback(tmp_path):
     from autograder.grade import Grader, Options
 
     subs, expected = tmp_path / "subs", {}
-    for name in NAMES:
+    for name in [n for n in NAMES if n not in PROBE_FUNCTIONS]:
         for k, (nb, expect) in enumerate(_mistake_submissions(name)):
             student = f"m{k}"
             (subs / student).mkdir(parents=True, exist_ok=True)
