@@ -39,6 +39,7 @@ class RunResult:
     truncated: bool = False
     seconds: float = 0.0
     peak_mb: int = 0  # the grader's own peak memory (RSS) while it ran the kernel
+    late_records: list[str] = field(default_factory=list)  # written after the last cell ended
 
 
 class CappedClient(NotebookClient):
@@ -162,6 +163,10 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
     result = RunResult()
     start = time.monotonic()
     code_cells = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    # Every change to the records between two snapshots is laid at the door of the cell that
+    # ran in between (a thread may write between cells), and the changes after the last one
+    # at nobody's (late_records).
+    state = _records_state(records_dir)
     try:
         async with client.async_setup_kernel(cwd=str(sandbox.workdir), env=sandbox.env()):
             for pos, i in enumerate(code_cells):
@@ -175,7 +180,7 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                     break
                 cell = nb.cells[i]
                 client.timed_out = client.idle = False
-                before = _records_state(records_dir)
+                before = state
                 try:
                     # A hard deadline on top of nbclient's own (interrupting) cell timeout.
                     await asyncio.wait_for(
@@ -215,7 +220,7 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                     if client.timed_out or err.startswith("CellTimeoutError")
                     else ("error" if err else "ok")
                 )
-                after = _records_state(records_dir)
+                after = state = _records_state(records_dir)
                 written = sorted(k for k, v in after.items() if before.get(k) != v)
                 result.cells.append(CellResult(i, status, err, written))
     except Exception as exc:  # noqa: BLE001 - kernel start failures and the like
@@ -237,6 +242,8 @@ async def _run(nb, sandbox: Sandbox, trusted: frozenset[int] = frozenset()) -> R
                 if client.kc is not None:
                     client.kc.stop_channels()
             km.zmq_context.destroy(linger=0)
+    final = _records_state(records_dir)
+    result.late_records = sorted(k for k, v in final.items() if state.get(k) != v)
     result.truncated = client.truncated
     result.seconds = time.monotonic() - start
     result.peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10

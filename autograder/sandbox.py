@@ -238,7 +238,7 @@ class Sandbox:
                 args += ["--perms", "0755", "--dir", str(parent)]
             args += ["--bind", str(d), str(d)]
         args += ["--chdir", str(self.workdir), "--"]
-        parent = [sys.executable, "-I", "-S", "-c", KERNEL_PARENT]
+        parent = [interpreter(), "-I", "-S", "-c", KERNEL_PARENT]
         return args + drop + limits + parent + cmd
 
 
