@@ -18,7 +18,7 @@ import pytest
 
 from autograder.compare import Verdict, compare_all, load_records
 from autograder.references import cells_of, solution_namespace
-from autograder.source_checks import check_definition
+from autograder.source_checks import check_definition, definitions
 from helpers import grading
 
 IMPORTS = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
@@ -39,25 +39,61 @@ class Outcome:
         return not self.failures and not self.source_problem and not self.visible_error
 
 
-class ExerciseJudge:
-    """The reference and the test cells of ``solutions/<name>.ipynb``."""
+def as_cell(obj):
+    """``obj`` as if a notebook cell had defined it: a class gets ``__module__ == "__main__"``
 
-    def __init__(self, name: str, exercises: tuple[str, ...], imports: str = IMPORTS) -> None:
+    (what ``check_defined_here`` reads); anything else is returned as it is.
+    """
+    if isinstance(obj, type):
+        return type(obj.__name__, (obj,), {"__module__": "__main__"})
+    return obj
+
+
+class ExerciseJudge:
+    """The reference and the test cells of ``solutions/<name>.ipynb``.
+
+    ``main``: the namespace is a notebook's ``__main__`` and classes under test are re-made
+    as defined by a cell (:func:`as_cell`). ``all_names``: the namespace holds everything the
+    reference cells define, not only the exercises, and a function under test that has its own
+    globals sees them too (an alternative that calls the other exercises by name).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        exercises: tuple[str, ...],
+        imports: str = IMPORTS,
+        *,
+        main: bool = False,
+        all_names: bool = False,
+    ) -> None:
         self.name, self.exercises, self.imports = name, exercises, imports
-        self.ref = solution_namespace(name)
+        self.main, self.all_names = main, all_names
+        self.ref = solution_namespace(name)  # also registers the reference sources in linecache
         self.cells: dict[str, tuple[str, str]] = {}  # exercise -> (visible part, hidden block)
         for cell in cells_of(name, "test"):
             exercise = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
             visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
             self.cells[exercise] = (visible, rest.partition("### END HIDDEN TESTS")[0])
 
-    def namespace(self, exercise: str, fn, extra: dict | None = None) -> dict:
-        """The notebook's namespace: imports, the reference answers, ``fn`` as ``exercise``."""
-        ns: dict = {}
+    def namespace(self, exercise: str, fn, extra: dict | None = None, source: str = "") -> dict:
+        """The notebook's namespace: imports, the reference answers, ``fn`` as ``exercise``.
+
+        ``extra`` names are added last; ``source`` (an answer cell's text) then runs in it.
+        """
+        ns: dict = {"__name__": "__main__"} if self.main else {}
         exec(self.imports, ns)
-        ns.update({k: getattr(self.ref, k) for k in self.exercises})
-        ns[exercise] = fn
+        names = (
+            vars(self.ref) if self.all_names else {k: getattr(self.ref, k) for k in self.exercises}
+        )
+        ns.update(names)
+        ns[exercise] = as_cell(fn) if self.main else fn
+        if self.all_names and getattr(fn, "__globals__", None) is not None:
+            for k, v in names.items():  # an alternative calls the other exercises by name
+                fn.__globals__.setdefault(k, v)
         ns.update(extra or {})
+        if source:
+            exec(compile(source, f"<answer: {exercise}>", "exec"), ns)
         return ns
 
     def record(self, exercise: str, ns: dict, directory: Path, mp: pytest.MonkeyPatch) -> dict:
@@ -82,16 +118,36 @@ class ExerciseJudge:
                 for ex in self.exercises
             }
 
-    def judge(self, exercise: str, fn, reference: dict, directory: Path, mp) -> Outcome:
-        """Hidden records compared with ``reference``, the source check, the visible tests."""
-        ns = self.namespace(exercise, fn)
+    def judge(
+        self,
+        exercise: str,
+        fn,
+        reference: dict,
+        directory: Path,
+        mp,
+        extra: dict | None = None,
+        source: str = "",
+    ) -> Outcome:
+        """Hidden records compared with ``reference``, the source check, the visible tests.
+
+        ``extra`` and ``source`` as in :meth:`namespace`. The source check reads ``fn``'s
+        ``__source__`` (set by tests that compile alternatives as cells) or ``inspect``; it is
+        skipped ("") when the hidden block names no definition or there is no ``fn``.
+        """
+        ns = self.namespace(exercise, fn, extra, source)
         verdicts = compare_all(self.record(exercise, ns, directory, mp), reference)
-        target = next(r.meta for r in reference.values() if r.meta.get("defines"))
-        source = {target["defines"]: inspect.getsource(fn)} if target["defines"] == exercise else {}
-        problem = check_definition(source, target["defines"], bool(target.get("vectorised")))
+        target = next((r.meta for r in reference.values() if r.meta.get("defines")), None)
+        problem = ""
+        if target is not None and fn is not None:
+            defined = target["defines"]
+            if getattr(fn, "__source__", None) is not None:
+                defs = definitions([{"source": fn.__source__}])
+            else:
+                defs = {defined: inspect.getsource(fn)} if defined == exercise else {}
+            problem = check_definition(defs, defined, bool(target.get("vectorised")))
         try:
             visible = compile(self.cells[exercise][0], f"<visible: {exercise}>", "exec")
-            exec(visible, self.namespace(exercise, fn))
+            exec(visible, self.namespace(exercise, fn, extra, source))
             visible_error = ""
         except Exception as exc:  # noqa: BLE001 - reported by the assertions
             visible_error = f"{type(exc).__name__}: {exc}"

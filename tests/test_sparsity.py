@@ -3,120 +3,36 @@
 The hidden blocks of the solution's test cells run once with the reference and once
 with each implementation below, exactly as in a kernel (records under
 COURSE_RECORD_DIR); ``autograder.compare`` judges the two sets of records and the
-source check (defined, no loop) is applied as the grader's worker applies it. Correct alternatives
+source check (defined, no loop) is applied as the grader's worker applies it
+(tests/exercise_judge.py). Correct alternatives
 must pass everything; classic mistakes must fail, with a message that says what was
 expected, what came back, on what input, and names the mistake when it is known.
 """
 
 from __future__ import annotations
 
-import inspect
-import linecache
 import math
-import re
-from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.compare import Verdict, compare_all, load_records
-from autograder.references import _MARKERS, cells_of, solution_namespace
-from autograder.source_checks import check_definition
-from helpers import grading
+from tests.exercise_judge import ExerciseJudge, Outcome
 
-NAME = "04_sparse_autoencoder"
-REF = solution_namespace(NAME)
 EXERCISES = ("l1_sparsity", "unit_activation", "kl_sparsity", "sparse_ae_loss")
-IMPORTS = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
-
-
-def _test_cells() -> dict[str, tuple[str, str]]:
-    """exercise -> (visible part, hidden block) of its test cell."""
-    cells = {}
-    for cell in cells_of(NAME, "test"):
-        name = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-        visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-        cells[name] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
-
-
-CELLS = _test_cells()
-
-
-def _register_reference_sources() -> None:
-    """Make inspect.getsource work on the reference functions, as IPython does for cells.
-
-    solution_namespace compiles each answer cell as ``<name:grade_id>`` without putting
-    its text in linecache, so check_vectorised could not read the reference's source.
-    """
-    for cell in cells_of(NAME, "solution"):
-        filename = f"<{NAME}:{cell.metadata['nbgrader']['grade_id']}>"
-        source = _MARKERS.sub("", cell.source)
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-
-
-_register_reference_sources()
-
-
-def _namespace(exercise: str, fn) -> dict:
-    ns: dict = {}
-    exec(IMPORTS, ns)
-    ns.update({k: getattr(REF, k) for k in EXERCISES})
-    ns[exercise] = fn
-    return ns
-
-
-def _record(exercise: str, fn, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})  # occurrence numbers start at 0 for every run
-    exec(compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec"), _namespace(exercise, fn))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
+JUDGE = ExerciseJudge("04_sparse_autoencoder", EXERCISES)
+REF = JUDGE.ref
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> dict[str, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(ex, getattr(REF, ex), tmp_path_factory.mktemp(f"ref-{ex}"), mp)
-            for ex in EXERCISES
-        }
-
-
-@dataclass
-class Outcome:
-    verdicts: dict[str, Verdict]
-    source_problem: str  # what autograder.source_checks says about the definition
-    visible_error: str
-
-    @property
-    def failures(self) -> dict[str, str]:
-        return {k: v.message for k, v in self.verdicts.items() if not v.passed}
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures and not self.source_problem and not self.visible_error
+    return JUDGE.references(tmp_path_factory)
 
 
 @pytest.fixture
 def judge(reference, tmp_path, monkeypatch):
     def run(exercise: str, fn) -> Outcome:
-        ref = reference[exercise]
-        verdicts = compare_all(_record(exercise, fn, tmp_path / "student", monkeypatch), ref)
-        target = next(r.meta for r in ref.values() if r.meta.get("defines"))
-        source = {target["defines"]: inspect.getsource(fn)} if target["defines"] == exercise else {}
-        problem = check_definition(source, target["defines"], bool(target.get("vectorised")))
-        try:
-            exec(
-                compile(CELLS[exercise][0], f"<visible: {exercise}>", "exec"),
-                _namespace(exercise, fn),
-            )
-            visible_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible_error = f"{type(exc).__name__}: {exc}"
-        return Outcome(verdicts, problem, visible_error)
+        return JUDGE.judge(exercise, fn, reference[exercise], tmp_path / "student", monkeypatch)
 
     return run
 
