@@ -52,8 +52,9 @@ def as_cell(obj):
 class ExerciseJudge:
     """The reference and the test cells of ``solutions/<name>.ipynb``.
 
-    ``main``: the namespace is a notebook's ``__main__`` and classes under test are re-made
-    as defined by a cell (:func:`as_cell`). ``all_names``: the namespace holds everything the
+    ``main``: the namespace is a notebook's ``__main__``, and the reference's functions and
+    classes count as defined there (``__module__``, what ``check_defined_here`` reads). ``classes_as_cells``: a class under
+    test is re-made as defined by a cell (:func:`as_cell`). ``all_names``: the namespace holds everything the
     reference cells define, not only the exercises, and a function under test that has its own
     globals sees them too (an alternative that calls the other exercises by name).
     """
@@ -61,20 +62,28 @@ class ExerciseJudge:
     def __init__(
         self,
         name: str,
-        exercises: tuple[str, ...],
+        exercises: tuple[str, ...] | None = None,
         imports: str = IMPORTS,
         *,
         main: bool = False,
+        classes_as_cells: bool = False,
         all_names: bool = False,
     ) -> None:
-        self.name, self.exercises, self.imports = name, exercises, imports
-        self.main, self.all_names = main, all_names
+        self.name, self.imports = name, imports
+        self.main, self.classes_as_cells, self.all_names = main, classes_as_cells, all_names
         self.ref = solution_namespace(name)  # also registers the reference sources in linecache
+        if main:  # the reference's functions and classes, as defined by a notebook's cells
+            for key, obj in vars(self.ref).items():
+                defined = callable(obj) and getattr(obj, "__qualname__", "") == key
+                if defined and getattr(obj, "__module__", "") in (None, "builtins"):
+                    obj.__module__ = "__main__"
         self.cells: dict[str, tuple[str, str]] = {}  # exercise -> (visible part, hidden block)
         for cell in cells_of(name, "test"):
             exercise = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
             visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
             self.cells[exercise] = (visible, rest.partition("### END HIDDEN TESTS")[0])
+        # by default: every test cell's exercise that the reference defines
+        self.exercises = exercises or tuple(ex for ex in self.cells if hasattr(self.ref, ex))
 
     def namespace(self, exercise: str, fn, extra: dict | None = None, source: str = "") -> dict:
         """The notebook's namespace: imports, the reference answers, ``fn`` as ``exercise``.
@@ -87,7 +96,7 @@ class ExerciseJudge:
             vars(self.ref) if self.all_names else {k: getattr(self.ref, k) for k in self.exercises}
         )
         ns.update(names)
-        ns[exercise] = as_cell(fn) if self.main else fn
+        ns[exercise] = as_cell(fn) if self.classes_as_cells else fn
         if self.all_names and getattr(fn, "__globals__", None) is not None:
             for k, v in names.items():  # an alternative calls the other exercises by name
                 fn.__globals__.setdefault(k, v)
@@ -105,18 +114,18 @@ class ExerciseJudge:
         assert not problems
         return records
 
+    def reference_records(self, exercise: str, directory: Path) -> dict:
+        """The reference's records of ``exercise``."""
+        with pytest.MonkeyPatch.context() as mp:
+            ns = self.namespace(exercise, getattr(self.ref, exercise))
+            return self.record(exercise, ns, directory, mp)
+
     def references(self, tmp_path_factory) -> dict[str, dict]:
         """The reference's records of every exercise (for a module-scoped fixture)."""
-        with pytest.MonkeyPatch.context() as mp:
-            return {
-                ex: self.record(
-                    ex,
-                    self.namespace(ex, getattr(self.ref, ex)),
-                    tmp_path_factory.mktemp(f"ref-{ex}"),
-                    mp,
-                )
-                for ex in self.exercises
-            }
+        return {
+            ex: self.reference_records(ex, tmp_path_factory.mktemp(f"ref-{ex}"))
+            for ex in self.exercises
+        }
 
     def judge(
         self,
@@ -130,8 +139,9 @@ class ExerciseJudge:
     ) -> Outcome:
         """Hidden records compared with ``reference``, the source check, the visible tests.
 
-        ``extra`` and ``source`` as in :meth:`namespace`. The source check reads ``fn``'s
-        ``__source__`` (set by tests that compile alternatives as cells) or ``inspect``; it is
+        ``extra`` and ``source`` as in :meth:`namespace`. The source check reads the solution's
+        answer cells for the reference, else ``fn``'s ``__source__`` (set by tests that compile
+        alternatives as cells), else ``inspect.getsource``; it is
         skipped ("") when the hidden block names no definition or there is no ``fn``.
         """
         ns = self.namespace(exercise, fn, extra, source)
@@ -140,7 +150,9 @@ class ExerciseJudge:
         problem = ""
         if target is not None and fn is not None:
             defined = target["defines"]
-            if getattr(fn, "__source__", None) is not None:
+            if fn is getattr(self.ref, exercise, None):  # as the grader reads the solution
+                defs = definitions(cells_of(self.name, "solution"))
+            elif getattr(fn, "__source__", None) is not None:
                 defs = definitions([{"source": fn.__source__}])
             else:
                 defs = {defined: inspect.getsource(fn)} if defined == exercise else {}
