@@ -164,3 +164,30 @@ class ExerciseJudge:
         except Exception as exc:  # noqa: BLE001 - reported by the assertions
             visible_error = f"{type(exc).__name__}: {exc}"
         return Outcome(verdicts, problem, visible_error)
+
+
+def judge_fixtures(*judges: ExerciseJudge, pair: bool = False):
+    """The ``reference`` (module scope: records by exercise) and ``judge`` fixtures of a module.
+
+    ``judge(exercise, fn, source="", **extra)`` judges ``fn`` (see :meth:`ExerciseJudge.judge`)
+    with the judge whose notebook has ``exercise``; it returns the :class:`Outcome`, or with
+    ``pair`` the tuple (failure messages of the hidden cases, error of the visible tests or "").
+    Use as ``reference, judge = judge_fixtures(JUDGE)``.
+    """
+    by_exercise = {ex: j for j in judges for ex in j.exercises}
+
+    @pytest.fixture(scope="module")
+    def reference(tmp_path_factory) -> dict[str, dict]:
+        return {ex: recs for j in judges for ex, recs in j.references(tmp_path_factory).items()}
+
+    @pytest.fixture
+    def judge(reference, tmp_path, monkeypatch):
+        def run(exercise: str, fn, source: str = "", **extra):
+            outcome = by_exercise[exercise].judge(
+                exercise, fn, reference[exercise], tmp_path / "student", monkeypatch, extra, source
+            )
+            return (outcome.failures, outcome.visible_error) if pair else outcome
+
+        return run
+
+    return reference, judge

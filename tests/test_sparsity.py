@@ -17,24 +17,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.exercise_judge import ExerciseJudge, Outcome
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 EXERCISES = ("l1_sparsity", "unit_activation", "kl_sparsity", "sparse_ae_loss")
 JUDGE = ExerciseJudge("04_sparse_autoencoder", EXERCISES)
 REF = JUDGE.ref
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return JUDGE.references(tmp_path_factory)
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, fn) -> Outcome:
-        return JUDGE.judge(exercise, fn, reference[exercise], tmp_path / "student", monkeypatch)
-
-    return run
+reference, judge = judge_fixtures(JUDGE)
 
 
 def _kl_terms(rho_hat, rho):
