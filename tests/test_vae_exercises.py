@@ -19,24 +19,14 @@ from torch.distributions import kl_divergence as torch_kl
 
 from autograder.compare import compare_all
 from helpers import grading
-from tests.exercise_judge import ExerciseJudge
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 EXERCISES = ("reparameterize", "kl_divergence", "vae_loss")
 JUDGE = ExerciseJudge("05_vae", EXERCISES)
 REF = JUDGE.ref
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return JUDGE.references(tmp_path_factory)
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, fn):
-        return JUDGE.judge(exercise, fn, reference[exercise], tmp_path / "student", monkeypatch)
-
-    return run
+reference, judge = judge_fixtures(JUDGE)
 
 
 # ----------------------------------------------------------- correct alternatives
