@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.exercise_judge import ExerciseJudge
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 NAME = "11_style_transfer"
 EXERCISES = (
@@ -35,21 +35,7 @@ JUDGE = ExerciseJudge(NAME, EXERCISES, IMPORTS, main=True)
 REF = JUDGE.ref
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return JUDGE.references(tmp_path_factory)
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, impl) -> tuple[dict[str, str], str]:
-        """(failure messages of the hidden cases, error of the visible tests or "")."""
-        outcome = JUDGE.judge(
-            exercise, impl, reference[exercise], tmp_path / "student", monkeypatch
-        )
-        return outcome.failures, outcome.visible_error
-
-    return run
+reference, judge = judge_fixtures(JUDGE, pair=True)
 
 
 # ------------------------------------------------------------------ gram matrices
