@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from autograder.references import cells_of
-from tests.exercise_judge import ExerciseJudge
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 NAME = "10_pix2pix"
 EXERCISES = (
@@ -31,21 +31,7 @@ JUDGE = ExerciseJudge(NAME, EXERCISES, IMPORTS)
 REF = JUDGE.ref
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return JUDGE.references(tmp_path_factory)
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, impl) -> tuple[dict[str, str], str]:
-        """(failure messages of the hidden cases, error of the visible tests or "")."""
-        outcome = JUDGE.judge(
-            exercise, impl, reference[exercise], tmp_path / "student", monkeypatch
-        )
-        return outcome.failures, outcome.visible_error
-
-    return run
+reference, judge = judge_fixtures(JUDGE, pair=True)
 
 
 # ------------------------------------------------------------------ correct alternatives
