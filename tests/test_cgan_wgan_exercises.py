@@ -16,7 +16,7 @@ from torch import nn
 
 from autograder.references import _MARKERS, cells_of
 from helpers import grading
-from tests.exercise_judge import ExerciseJudge
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 EXERCISES = {
     "08_cgan": ("one_hot", "ConditionalGenerator", "ConditionalDiscriminator"),
@@ -34,27 +34,7 @@ JUDGES = {
 REF = {nb: j.ref for nb, j in JUDGES.items()}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return {
-        ex: recs for j in JUDGES.values() for ex, recs in j.references(tmp_path_factory).items()
-    }
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    """(failures by record key, error of the visible tests or "") for one implementation.
-
-    ``source`` (an answer cell's text) runs in the namespace after ``fn`` and the ``extra`` names.
-    """
-
-    def run(exercise: str, fn, source: str = "", **extra) -> tuple[dict[str, str], str]:
-        outcome = JUDGES[NOTEBOOK[exercise]].judge(
-            exercise, fn, reference[exercise], tmp_path / "student", monkeypatch, extra, source
-        )
-        return outcome.failures, outcome.visible_error
-
-    return run
+reference, judge = judge_fixtures(*JUDGES.values(), pair=True)
 
 
 def _assert_feedback(message: str) -> None:
