@@ -49,6 +49,12 @@ def as_cell(obj):
     return obj
 
 
+def assert_feedback(message: str) -> None:
+    """A failure message says what was expected, what came back and on what input."""
+    for word in ("expected:", "got:", "input:"):
+        assert word in message, f"{word!r} missing from feedback:\n{message}"
+
+
 class ExerciseJudge:
     """The reference and the test cells of ``solutions/<name>.ipynb``.
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.exercise_judge import ExerciseJudge, judge_fixtures
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
 EXERCISES = ("l1_sparsity", "unit_activation", "kl_sparsity", "sparse_ae_loss")
 JUDGE = ExerciseJudge("04_sparse_autoencoder", EXERCISES)
@@ -176,11 +176,6 @@ def seed_sparse_ae_loss(x_hat, x, z, lambda_s, penalty="l1", rho=0.05):
     return F.mse_loss(x_hat, x) + lambda_s * torch.sum(sparsity)
 
 
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
-
-
 # --------------------------------------------------------------------------- tests
 def test_reference_records_itself_and_declares_the_source_checks(judge, reference):
     sizes = {"l1_sparsity": 4, "unit_activation": 2, "kl_sparsity": 5, "sparse_ae_loss": 4}
@@ -208,7 +203,7 @@ def test_classic_mistake_fails_and_is_named(judge, exercise, fn, label):
     outcome = judge(exercise, fn)
     assert outcome.failures, f"{fn.__name__} passed the hidden tests"
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert label in message, message
     assert outcome.visible_error, "the visible tests should catch this mistake too"
 
@@ -225,7 +220,7 @@ def test_missing_clamp_fails_only_on_the_dead_units(judge):
     outcome = judge("kl_sparsity", kl_no_clamp)
     assert list(outcome.failures) == ["kl_sparsity#0#2", "kl_sparsity#0#4"]
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "unit 2 dead" in message and "clamp" in message and "inf" in message
 
 
@@ -233,7 +228,7 @@ def test_in_place_change_of_a_graded_tensor_fails(judge):
     outcome = judge("kl_sparsity", kl_clamps_input_in_place)
     assert len(outcome.failures) == 5
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "raised an exception" in message and "in-place" in message
 
 
@@ -241,7 +236,7 @@ def test_in_place_change_with_right_values_fails_as_modified(judge):
     outcome = judge("sparse_ae_loss", sparse_subtracts_in_place)
     assert sorted(outcome.failures) == [f"sparse_ae_loss#0#{i}" for i in range(3)]
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "modified its input in place" in message and "changed x" in message
 
 
@@ -249,5 +244,5 @@ def test_seed_notebook_loss_fails_everywhere(judge):
     outcome = judge("sparse_ae_loss", seed_sparse_ae_loss)
     assert len(outcome.failures) == 4  # three values and the ValueError probe
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
     assert outcome.visible_error
