@@ -19,7 +19,7 @@ from torch.distributions import kl_divergence as torch_kl
 
 from autograder.compare import compare_all
 from helpers import grading
-from tests.exercise_judge import ExerciseJudge, judge_fixtures
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
 EXERCISES = ("reparameterize", "kl_divergence", "vae_loss")
 JUDGE = ExerciseJudge("05_vae", EXERCISES)
@@ -182,11 +182,6 @@ MISTAKES = [  # (exercise, implementation, words of the mistake's name in the fe
 ]
 
 
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
-
-
 # --------------------------------------------------------------------------- tests
 def test_reference_passes_its_own_tests(judge, reference):
     for ex in EXERCISES:
@@ -211,7 +206,7 @@ def test_classic_mistake_fails_hidden_and_visible_tests(judge, exercise, fn, lab
     assert outcome.failures, f"{fn.__name__} passed the hidden tests"
     for message in outcome.failures.values():
         if "raised" not in message:
-            _assert_feedback(message)
+            assert_feedback(message)
     if label is not None:
         assert any(label in m for m in outcome.failures.values()), outcome.failures
     assert outcome.visible_error, "the visible tests should catch this mistake too"
