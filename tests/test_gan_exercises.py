@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from autograder import paths
-from tests.exercise_judge import ExerciseJudge, Outcome
+from tests.exercise_judge import ExerciseJudge, Outcome, assert_feedback
 
 IMPORTS = (
     "import copy\nimport math\nimport numpy as np\nimport torch\n"
@@ -426,11 +426,6 @@ def _exercises() -> list[tuple[str, str]]:
     return [(nb, ex) for nb, judge in JUDGES.items() for ex in judge.exercises]
 
 
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
-
-
 @pytest.mark.parametrize("notebook, exercise", _exercises(), ids=lambda v: v)
 def test_reference_passes_its_own_hidden_and_visible_tests(
     judge, reference_records, notebook, exercise
@@ -462,7 +457,7 @@ def test_classic_mistake_fails_and_is_named(judge, key):
     named = [m for m in outcome.failures.values() if label in m]
     assert named, "\n\n".join(outcome.failures.values())
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
 
 
 def test_naive_log_of_sigmoid_fails_on_confident_logits(judge):
