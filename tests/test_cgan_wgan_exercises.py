@@ -16,7 +16,7 @@ from torch import nn
 
 from autograder.references import _MARKERS, cells_of
 from helpers import grading
-from tests.exercise_judge import ExerciseJudge, judge_fixtures
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
 EXERCISES = {
     "08_cgan": ("one_hot", "ConditionalGenerator", "ConditionalDiscriminator"),
@@ -35,11 +35,6 @@ REF = {nb: j.ref for nb, j in JUDGES.items()}
 
 
 reference, judge = judge_fixtures(*JUDGES.values(), pair=True)
-
-
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
 
 
 # ------------------------------------------------------------------ 08: alternatives
@@ -300,7 +295,7 @@ def test_classic_mistake_fails_and_is_named(judge, exercise, fn, label, visible)
     failures, visible_error = judge(exercise, fn)
     assert failures, f"{fn.__name__} passed the hidden tests"
     for message in failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
     assert any(label in m for m in failures.values()), "\n\n".join(failures.values())
     assert bool(visible_error) == visible, visible_error
 
