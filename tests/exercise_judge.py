@@ -40,9 +40,10 @@ class Outcome:
 
 
 def as_cell(obj):
-    """``obj`` as if a notebook cell had defined it: a class gets ``__module__ == "__main__"``
+    """``obj`` as if a notebook cell had defined it.
 
-    (what ``check_defined_here`` reads); anything else is returned as it is.
+    A class gets ``__module__ == "__main__"`` (what ``check_defined_here`` reads); anything
+    else is returned as it is.
     """
     if isinstance(obj, type):
         return type(obj.__name__, (obj,), {"__module__": "__main__"})
@@ -59,10 +60,12 @@ class ExerciseJudge:
     """The reference and the test cells of ``solutions/<name>.ipynb``.
 
     ``main``: the namespace is a notebook's ``__main__``, and the reference's functions and
-    classes count as defined there (``__module__``, what ``check_defined_here`` reads). ``classes_as_cells``: a class under
-    test is re-made as defined by a cell (:func:`as_cell`). ``all_names``: the namespace holds everything the
-    reference cells define, not only the exercises, and a function under test that has its own
-    globals sees them too (an alternative that calls the other exercises by name).
+    classes count as defined there (``__module__``, what ``check_defined_here`` reads).
+    ``classes_as_cells``: a class under test is re-made as defined by a cell (:func:`as_cell`).
+    ``all_names``: the namespace holds everything the reference cells define, not only the
+    exercises, and a function under test that has its own globals sees them too (an alternative
+    that calls the other exercises by name). ``exercises``: by default every exercise with a
+    test cell that the reference defines.
     """
 
     def __init__(
