@@ -49,19 +49,27 @@ class MLPAutoencoder(nn.Module):
         return self.decoder(z), z
 
 
+def conv_encoder_layers(channels: int, out_dim: int) -> list[nn.Module]:
+    """Two stride-2 convolutions and a linear layer: (B, 1, 28, 28) -> (B, out_dim).
+
+    A list, so that each user's ``nn.Sequential`` keeps its flat parameter names (checkpoints).
+    """
+    return [
+        nn.Conv2d(1, channels, 3, stride=2, padding=1),  # (B, C, 14, 14)
+        nn.ReLU(),
+        nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),  # (B, 2C, 7, 7)
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(2 * channels * 7 * 7, out_dim),  # (B, out_dim)
+    ]
+
+
 class ConvAutoencoder(nn.Module):
     """Small convolutional autoencoder for (B, 1, 28, 28) images; returns ``(x_hat, z)``."""
 
     def __init__(self, channels: int = 32, latent_dim: int = 64) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2, padding=1),  # (B, C, 14, 14)
-            nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),  # (B, 2C, 7, 7)
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(2 * channels * 7 * 7, latent_dim),  # (B, latent_dim)
-        )
+        self.encoder = nn.Sequential(*conv_encoder_layers(channels, latent_dim))
         self.decoder = nn.Sequential(
             nn.Linear(latent_dim, 2 * channels * 7 * 7),
             nn.ReLU(),

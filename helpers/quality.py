@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.data import ImageData, load_digits_data
+from helpers.models import conv_encoder_layers
 from helpers.settings import configure, get_device
 from helpers.train import History, fit, load_or_train
 
@@ -41,15 +42,7 @@ class DigitClassifier(nn.Module):
 
     def __init__(self, channels: int = 16, feature_dim: int = 64, n_classes: int = 10) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2, padding=1),  # (B, C, 14, 14)
-            nn.ReLU(),
-            nn.Conv2d(channels, 2 * channels, 3, stride=2, padding=1),  # (B, 2C, 7, 7)
-            nn.ReLU(),
-            nn.Flatten(),
-            nn.Linear(2 * channels * 7 * 7, feature_dim),  # (B, F)
-            nn.ReLU(),
-        )
+        self.body = nn.Sequential(*conv_encoder_layers(channels, feature_dim), nn.ReLU())  # (B, F)
         self.head = nn.Linear(feature_dim, n_classes)  # (B, 10)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -1,6 +1,6 @@
 """08 (conditional GAN) and 09 (WGAN-GP): hidden tests and the grader's comparison as an oracle.
 
-As in tests/test_sparsity.py, the hidden blocks of the solutions' test cells run once with
+As in tests/exercise_judge.py, the hidden blocks of the solutions' test cells run once with
 the reference and once with each implementation below (records under COURSE_RECORD_DIR), and
 ``autograder.compare`` judges the two. Correct alternatives must pass; classic mistakes must
 fail with a message that says what was expected, what came back, on what input, and names the
@@ -9,100 +9,32 @@ mistake when the comparison can tell it apart. The visible part of each test cel
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.compare import compare_all, load_records
-from autograder.references import _MARKERS, cells_of, solution_namespace
+from autograder.references import _MARKERS, cells_of
 from helpers import grading
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
 EXERCISES = {
     "08_cgan": ("one_hot", "ConditionalGenerator", "ConditionalDiscriminator"),
     "09_wgan_gp": ("gradient_penalty", "critic_loss", "wgan_generator_loss"),
 }
 NOTEBOOK = {ex: nb for nb, names in EXERCISES.items() for ex in names}
-REF = {nb: solution_namespace(nb) for nb in EXERCISES}
 IMPORTS = (
     "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
     "from torch import nn\nfrom helpers.models import count_parameters\n"
 )
+JUDGES = {
+    nb: ExerciseJudge(nb, names, IMPORTS, main=True, classes_as_cells=True)
+    for nb, names in EXERCISES.items()
+}
+REF = {nb: j.ref for nb, j in JUDGES.items()}
 
 
-def _test_cells() -> dict[str, tuple[str, str]]:
-    """exercise -> (visible part, hidden block) of its test cell."""
-    cells = {}
-    for nb in EXERCISES:
-        for cell in cells_of(nb, "test"):
-            name = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-            visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-            cells[name] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
-
-
-CELLS = _test_cells()
-
-
-def _namespace(exercise: str, fn, source: str = "", **extra) -> dict:
-    """The notebook's namespace: imports, reference answers, ``fn`` (or ``source``) as the exercise."""
-    ns: dict = {"__name__": "__main__"}
-    exec(IMPORTS, ns)
-    ref = REF[NOTEBOOK[exercise]]
-    ns.update({k: getattr(ref, k) for k in EXERCISES[NOTEBOOK[exercise]]})
-    if isinstance(fn, type):  # as if defined in a cell: check_defined_here reads __module__
-        fn = type(fn.__name__, (fn,), {"__module__": "__main__"})
-    ns[exercise] = fn
-    ns.update(extra)
-    if source:
-        exec(compile(source, f"<answer: {exercise}>", "exec"), ns)
-    return ns
-
-
-def _record(exercise: str, fn, directory, mp: pytest.MonkeyPatch, **extra) -> dict:
-    """Run the hidden block of ``exercise`` with ``fn`` and return its records."""
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})  # occurrence numbers start at 0 for every run
-    code = compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec")
-    exec(code, _namespace(exercise, fn, **extra))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(ex, getattr(REF[nb], ex), tmp_path_factory.mktemp(f"ref-{ex}"), mp)
-            for ex, nb in NOTEBOOK.items()
-        }
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    """(failures by record key, error of the visible tests or "") for one implementation."""
-
-    def run(exercise: str, fn, **extra) -> tuple[dict[str, str], str]:
-        records = _record(exercise, fn, tmp_path / "student", monkeypatch, **extra)
-        verdicts = compare_all(records, reference[exercise])
-        failures = {k: v.message for k, v in verdicts.items() if not v.passed}
-        try:
-            code = compile(CELLS[exercise][0], f"<visible: {exercise}>", "exec")
-            exec(code, _namespace(exercise, fn, **extra))
-            visible_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible_error = f"{type(exc).__name__}: {exc}"
-        return failures, visible_error
-
-    return run
-
-
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
+reference, judge = judge_fixtures(*JUDGES.values(), pair=True)
 
 
 # ------------------------------------------------------------------ 08: alternatives
@@ -363,7 +295,7 @@ def test_classic_mistake_fails_and_is_named(judge, exercise, fn, label, visible)
     failures, visible_error = judge(exercise, fn)
     assert failures, f"{fn.__name__} passed the hidden tests"
     for message in failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
     assert any(label in m for m in failures.values()), "\n\n".join(failures.values())
     assert bool(visible_error) == visible, visible_error
 

@@ -1,6 +1,6 @@
 """06 GAN and 07 LSGAN exercises: their hidden tests and the grader's comparison as an oracle.
 
-As in tests/test_sparsity.py, the hidden block of each test cell runs once with the reference
+As in tests/exercise_judge.py, the hidden block of each test cell runs once with the reference
 (extracted from solutions/) and once with every implementation below, exactly as in a kernel
 (records under COURSE_RECORD_DIR), and ``autograder.compare`` judges the two sets of records.
 Implementations are compiled from source in a ``__main__`` namespace, as notebook cells are,
@@ -11,17 +11,12 @@ Correct alternatives must pass everything; classic mistakes must fail, and be na
 from __future__ import annotations
 
 import linecache
-import re
 import textwrap
-from dataclasses import dataclass
 
 import pytest
 
 from autograder import paths
-from autograder.compare import Verdict, compare_all, load_records
-from autograder.references import _MARKERS, cells_of, solution_namespace
-from autograder.source_checks import check_definition, definitions
-from helpers import grading
+from tests.exercise_judge import ExerciseJudge, Outcome, assert_feedback
 
 IMPORTS = (
     "import copy\nimport math\nimport numpy as np\nimport torch\n"
@@ -29,31 +24,8 @@ IMPORTS = (
 )
 
 
-def _test_cells(name: str) -> dict[str, tuple[str, str]]:
-    """exercise -> (visible part, hidden block) of its test cell."""
-    cells = {}
-    for cell in cells_of(name, "test"):
-        exercise = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-        visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-        cells[exercise] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
-
-
-def _reference(name: str) -> dict:
-    for cell in cells_of(name, "solution"):
-        filename = f"<{name}:{cell.metadata['nbgrader']['grade_id']}>"
-        source = _MARKERS.sub("", cell.source)
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    ns = vars(solution_namespace(name))
-    for key, obj in ns.items():
-        defined = callable(obj) and getattr(obj, "__qualname__", "") == key
-        if defined and getattr(obj, "__module__", "") in (None, "builtins"):
-            obj.__module__ = "__main__"  # defined by a cell, as in a notebook
-    return ns
-
-
-NOTEBOOKS = {
-    name: (_reference(name), _test_cells(name))
+JUDGES = {
+    name: ExerciseJudge(name, imports=IMPORTS, main=True, all_names=True)
     for name in ("06_gan", "07_lsgan")
     if (paths.SOLUTIONS / f"{name}.ipynb").exists()
 }
@@ -74,51 +46,14 @@ def define(source: str, name: str):
     return obj
 
 
-def _namespace(notebook: str, exercise: str, fn) -> dict:
-    ref, _ = NOTEBOOKS[notebook]
-    ns = {"__name__": "__main__"}
-    exec(IMPORTS, ns)
-    ns.update({k: v for k, v in ref.items() if not k.startswith("__")})
-    ns[exercise] = fn
-    if getattr(fn, "__globals__", None) is not None and fn.__globals__ is not ns:
-        # an alternative calls the other exercises by name: let it see the reference's
-        for k, v in ref.items():
-            fn.__globals__.setdefault(k, v)
-    return ns
-
-
-def _record(notebook: str, exercise: str, fn, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})
-    hidden = NOTEBOOKS[notebook][1][exercise][1]
-    exec(compile(hidden, f"<hidden: {exercise}>", "exec"), _namespace(notebook, exercise, fn))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
-
-
-@dataclass
-class Outcome:
-    verdicts: dict[str, Verdict]
-    source_problem: str
-    visible_error: str
-
-    @property
-    def failures(self) -> dict[str, str]:
-        return {k: v.message for k, v in self.verdicts.items() if not v.passed}
-
-
 @pytest.fixture(scope="module")
 def reference_records(tmp_path_factory):
     cache: dict = {}
 
     def get(notebook: str, exercise: str) -> dict:
         if (notebook, exercise) not in cache:
-            ref, _ = NOTEBOOKS[notebook]
-            with pytest.MonkeyPatch.context() as mp:
-                cache[notebook, exercise] = _record(
-                    notebook, exercise, ref[exercise], tmp_path_factory.mktemp("ref"), mp
-                )
+            directory = tmp_path_factory.mktemp("ref")
+            cache[notebook, exercise] = JUDGES[notebook].reference_records(exercise, directory)
         return cache[notebook, exercise]
 
     return get
@@ -128,23 +63,7 @@ def reference_records(tmp_path_factory):
 def judge(reference_records, tmp_path, monkeypatch):
     def run(notebook: str, exercise: str, fn) -> Outcome:
         ref = reference_records(notebook, exercise)
-        verdicts = compare_all(
-            _record(notebook, exercise, fn, tmp_path / "student", monkeypatch), ref
-        )
-        target = next(r.meta for r in ref.values() if r.meta.get("defines"))
-        source = getattr(fn, "__source__", None)
-        defs = definitions([{"source": source}]) if source else {}
-        problem = check_definition(defs, target["defines"], bool(target.get("vectorised")))
-        try:
-            visible = NOTEBOOKS[notebook][1][exercise][0]
-            exec(
-                compile(visible, f"<visible: {exercise}>", "exec"),
-                _namespace(notebook, exercise, fn),
-            )
-            visible_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible_error = f"{type(exc).__name__}: {exc}"
-        return Outcome(verdicts, problem, visible_error)
+        return JUDGES[notebook].judge(exercise, fn, ref, tmp_path / "student", monkeypatch)
 
     return run
 
@@ -498,18 +417,13 @@ MISTAKES = {  # (notebook, exercise, id): (source, words of the mistake's name i
 }
 
 
-CORRECT = {k: v for k, v in CORRECT.items() if k[0] in NOTEBOOKS}
-MISTAKES = {k: v for k, v in MISTAKES.items() if k[0] in NOTEBOOKS}
+CORRECT = {k: v for k, v in CORRECT.items() if k[0] in JUDGES}
+MISTAKES = {k: v for k, v in MISTAKES.items() if k[0] in JUDGES}
 
 
 def _exercises() -> list[tuple[str, str]]:
     """Exercises with a reference definition (07's lsgan_training probes the notebook's training)."""
-    return [(nb, ex) for nb, (ref, cells) in NOTEBOOKS.items() for ex in cells if ex in ref]
-
-
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
+    return [(nb, ex) for nb, judge in JUDGES.items() for ex in judge.exercises]
 
 
 @pytest.mark.parametrize("notebook, exercise", _exercises(), ids=lambda v: v)
@@ -518,7 +432,7 @@ def test_reference_passes_its_own_hidden_and_visible_tests(
 ):
     records = reference_records(notebook, exercise)
     assert records and all("error" not in r.meta for r in records.values())
-    ref = NOTEBOOKS[notebook][0][exercise]
+    ref = getattr(JUDGES[notebook].ref, exercise)
     outcome = judge(notebook, exercise, ref)
     assert not outcome.failures, outcome.failures
     assert outcome.visible_error == ""
@@ -543,7 +457,7 @@ def test_classic_mistake_fails_and_is_named(judge, key):
     named = [m for m in outcome.failures.values() if label in m]
     assert named, "\n\n".join(outcome.failures.values())
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
 
 
 def test_naive_log_of_sigmoid_fails_on_confident_logits(judge):

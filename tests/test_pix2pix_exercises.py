@@ -1,6 +1,6 @@
 """10 Pix2Pix: the hidden tests and the grader's comparison, run against alternatives and mistakes.
 
-As in tests/test_sparsity.py: each test cell's hidden block runs once with the reference
+As in tests/exercise_judge.py: each test cell's hidden block runs once with the reference
 (extracted from solutions/) and once with an implementation below, recording under
 COURSE_RECORD_DIR; ``autograder.compare`` judges the records, and the visible part of the cell
 runs too. Classes are graded through the probes of the hidden blocks (built under a fixed seed:
@@ -10,19 +10,15 @@ mistake the issue names must fail the hidden tests, with the mistake named in th
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.compare import compare_all, load_records
-from autograder.references import cells_of, solution_namespace
-from helpers import grading
+from autograder.references import cells_of
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 NAME = "10_pix2pix"
-REF = solution_namespace(NAME)
 EXERCISES = (
     "UNetDown",
     "UNetUp",
@@ -31,52 +27,11 @@ EXERCISES = (
     "pix2pix_discriminator_loss",
 )
 IMPORTS = "import torch\nimport torch.nn.functional as F\nfrom torch import nn\n"
-CELLS = {}
-for _cell in cells_of(NAME, "test"):
-    _name = re.match(r"#\s*Tests:\s*(\w+)", _cell.source.lstrip()).group(1)
-    _visible, _, _rest = _cell.source.partition("### BEGIN HIDDEN TESTS")
-    CELLS[_name] = (_visible, _rest.partition("### END HIDDEN TESTS")[0])
+JUDGE = ExerciseJudge(NAME, EXERCISES, IMPORTS)
+REF = JUDGE.ref
 
 
-def _namespace(exercise: str, impl) -> dict:
-    ns: dict = {}
-    exec(IMPORTS, ns)
-    ns.update({k: getattr(REF, k) for k in EXERCISES})
-    ns[exercise] = impl
-    return ns
-
-
-def _record(exercise: str, impl, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})
-    exec(compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec"), _namespace(exercise, impl))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(ex, getattr(REF, ex), tmp_path_factory.mktemp(f"ref-{ex}"), mp)
-            for ex in EXERCISES
-        }
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, impl) -> tuple[dict[str, str], str]:
-        verdicts = compare_all(_record(exercise, impl, tmp_path, monkeypatch), reference[exercise])
-        failures = {k: v.message for k, v in verdicts.items() if not v.passed}
-        try:
-            exec(compile(CELLS[exercise][0], "<visible>", "exec"), _namespace(exercise, impl))
-            visible = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible = f"{type(exc).__name__}: {exc}"
-        return failures, visible
-
-    return run
+reference, judge = judge_fixtures(JUDGE, pair=True)
 
 
 # ------------------------------------------------------------------ correct alternatives
@@ -334,7 +289,7 @@ def test_visible_tests_catch_the_common_mistakes_too(judge, exercise, impl):
 def test_the_reference_generator_is_a_unet_of_the_students_blocks():
     """The given U-Net of the notebook (not an exercise) maps (B, 3, 64, 64) to itself."""
     source = next(c.source for c in cells_of(NAME, "code") if "class UNetGenerator" in c.source)
-    ns = _namespace("UNetDown", REF.UNetDown)
+    ns = JUDGE.namespace("UNetDown", REF.UNetDown)
     exec(source.split("\nG = ")[0], ns)
     G = ns["UNetGenerator"](base=4)
     x = torch.randn(2, 3, 64, 64)

@@ -3,122 +3,28 @@
 The hidden blocks of the solution's test cells run once with the reference and once
 with each implementation below, exactly as in a kernel (records under
 COURSE_RECORD_DIR); ``autograder.compare`` judges the two sets of records and the
-source check (defined, no loop) is applied as the grader's worker applies it. Correct alternatives
+source check (defined, no loop) is applied as the grader's worker applies it
+(tests/exercise_judge.py). Correct alternatives
 must pass everything; classic mistakes must fail, with a message that says what was
 expected, what came back, on what input, and names the mistake when it is known.
 """
 
 from __future__ import annotations
 
-import inspect
-import linecache
 import math
-import re
-from dataclasses import dataclass
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from autograder.compare import Verdict, compare_all, load_records
-from autograder.references import _MARKERS, cells_of, solution_namespace
-from autograder.source_checks import check_definition
-from helpers import grading
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
-NAME = "04_sparse_autoencoder"
-REF = solution_namespace(NAME)
 EXERCISES = ("l1_sparsity", "unit_activation", "kl_sparsity", "sparse_ae_loss")
-IMPORTS = "import math\nimport numpy as np\nimport torch\nimport torch.nn.functional as F\n"
+JUDGE = ExerciseJudge("04_sparse_autoencoder", EXERCISES)
+REF = JUDGE.ref
 
 
-def _test_cells() -> dict[str, tuple[str, str]]:
-    """exercise -> (visible part, hidden block) of its test cell."""
-    cells = {}
-    for cell in cells_of(NAME, "test"):
-        name = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-        visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-        cells[name] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
-
-
-CELLS = _test_cells()
-
-
-def _register_reference_sources() -> None:
-    """Make inspect.getsource work on the reference functions, as IPython does for cells.
-
-    solution_namespace compiles each answer cell as ``<name:grade_id>`` without putting
-    its text in linecache, so check_vectorised could not read the reference's source.
-    """
-    for cell in cells_of(NAME, "solution"):
-        filename = f"<{NAME}:{cell.metadata['nbgrader']['grade_id']}>"
-        source = _MARKERS.sub("", cell.source)
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-
-
-_register_reference_sources()
-
-
-def _namespace(exercise: str, fn) -> dict:
-    ns: dict = {}
-    exec(IMPORTS, ns)
-    ns.update({k: getattr(REF, k) for k in EXERCISES})
-    ns[exercise] = fn
-    return ns
-
-
-def _record(exercise: str, fn, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})  # occurrence numbers start at 0 for every run
-    exec(compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec"), _namespace(exercise, fn))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(ex, getattr(REF, ex), tmp_path_factory.mktemp(f"ref-{ex}"), mp)
-            for ex in EXERCISES
-        }
-
-
-@dataclass
-class Outcome:
-    verdicts: dict[str, Verdict]
-    source_problem: str  # what autograder.source_checks says about the definition
-    visible_error: str
-
-    @property
-    def failures(self) -> dict[str, str]:
-        return {k: v.message for k, v in self.verdicts.items() if not v.passed}
-
-    @property
-    def passed(self) -> bool:
-        return not self.failures and not self.source_problem and not self.visible_error
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, fn) -> Outcome:
-        ref = reference[exercise]
-        verdicts = compare_all(_record(exercise, fn, tmp_path / "student", monkeypatch), ref)
-        target = next(r.meta for r in ref.values() if r.meta.get("defines"))
-        source = {target["defines"]: inspect.getsource(fn)} if target["defines"] == exercise else {}
-        problem = check_definition(source, target["defines"], bool(target.get("vectorised")))
-        try:
-            exec(
-                compile(CELLS[exercise][0], f"<visible: {exercise}>", "exec"),
-                _namespace(exercise, fn),
-            )
-            visible_error = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible_error = f"{type(exc).__name__}: {exc}"
-        return Outcome(verdicts, problem, visible_error)
-
-    return run
+reference, judge = judge_fixtures(JUDGE)
 
 
 def _kl_terms(rho_hat, rho):
@@ -270,11 +176,6 @@ def seed_sparse_ae_loss(x_hat, x, z, lambda_s, penalty="l1", rho=0.05):
     return F.mse_loss(x_hat, x) + lambda_s * torch.sum(sparsity)
 
 
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
-
-
 # --------------------------------------------------------------------------- tests
 def test_reference_records_itself_and_declares_the_source_checks(judge, reference):
     sizes = {"l1_sparsity": 4, "unit_activation": 2, "kl_sparsity": 5, "sparse_ae_loss": 4}
@@ -302,7 +203,7 @@ def test_classic_mistake_fails_and_is_named(judge, exercise, fn, label):
     outcome = judge(exercise, fn)
     assert outcome.failures, f"{fn.__name__} passed the hidden tests"
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert label in message, message
     assert outcome.visible_error, "the visible tests should catch this mistake too"
 
@@ -319,7 +220,7 @@ def test_missing_clamp_fails_only_on_the_dead_units(judge):
     outcome = judge("kl_sparsity", kl_no_clamp)
     assert list(outcome.failures) == ["kl_sparsity#0#2", "kl_sparsity#0#4"]
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "unit 2 dead" in message and "clamp" in message and "inf" in message
 
 
@@ -327,7 +228,7 @@ def test_in_place_change_of_a_graded_tensor_fails(judge):
     outcome = judge("kl_sparsity", kl_clamps_input_in_place)
     assert len(outcome.failures) == 5
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "raised an exception" in message and "in-place" in message
 
 
@@ -335,7 +236,7 @@ def test_in_place_change_with_right_values_fails_as_modified(judge):
     outcome = judge("sparse_ae_loss", sparse_subtracts_in_place)
     assert sorted(outcome.failures) == [f"sparse_ae_loss#0#{i}" for i in range(3)]
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
         assert "modified its input in place" in message and "changed x" in message
 
 
@@ -343,5 +244,5 @@ def test_seed_notebook_loss_fails_everywhere(judge):
     outcome = judge("sparse_ae_loss", seed_sparse_ae_loss)
     assert len(outcome.failures) == 4  # three values and the ValueError probe
     for message in outcome.failures.values():
-        _assert_feedback(message)
+        assert_feedback(message)
     assert outcome.visible_error

@@ -1,6 +1,6 @@
 """Notebook 11's hidden tests, judged by the grader's comparison against the reference.
 
-As in tests/test_sparsity.py: the hidden block of each test cell runs once with the
+As in tests/exercise_judge.py: the hidden block of each test cell runs once with the
 reference (extracted from solutions/) and once with each implementation below, with
 records under COURSE_RECORD_DIR; ``autograder.compare`` judges them. Correct alternatives
 (einsum or bmm Gram matrices, ``F.mse_loss`` or explicit means, the PyTorch tutorial's
@@ -9,19 +9,14 @@ clamp inside the closure) must pass; the classic mistakes of the issue must fail
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autograder.compare import compare_all, load_records
-from autograder.references import cells_of, solution_namespace
-from helpers import grading
+from tests.exercise_judge import ExerciseJudge, judge_fixtures
 
 NAME = "11_style_transfer"
-REF = solution_namespace(NAME)
 EXERCISES = (
     "gram_matrix",
     "ContentLoss",
@@ -36,59 +31,11 @@ IMPORTS = (
 )
 
 
-def _test_cells() -> dict[str, tuple[str, str]]:
-    cells = {}
-    for cell in cells_of(NAME, "test"):
-        name = re.match(r"#\s*Tests:\s*(\w+)", cell.source.lstrip()).group(1)
-        visible, _, rest = cell.source.partition("### BEGIN HIDDEN TESTS")
-        cells[name] = (visible, rest.partition("### END HIDDEN TESTS")[0])
-    return cells
+JUDGE = ExerciseJudge(NAME, EXERCISES, IMPORTS, main=True)
+REF = JUDGE.ref
 
 
-CELLS = _test_cells()
-
-
-def _namespace(exercise: str, impl) -> dict:
-    ns: dict = {"__name__": "__main__"}
-    exec(IMPORTS, ns)
-    ns.update({k: getattr(REF, k) for k in EXERCISES})
-    ns[exercise] = impl
-    return ns
-
-
-def _record(exercise: str, impl, directory, mp: pytest.MonkeyPatch) -> dict:
-    mp.setenv("COURSE_RECORD_DIR", str(directory))
-    mp.setattr(grading, "_counts", {})
-    exec(compile(CELLS[exercise][1], f"<hidden: {exercise}>", "exec"), _namespace(exercise, impl))
-    records, problems = load_records(directory)
-    assert not problems
-    return records
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    with pytest.MonkeyPatch.context() as mp:
-        return {
-            ex: _record(ex, getattr(REF, ex), tmp_path_factory.mktemp(f"ref-{ex}"), mp)
-            for ex in EXERCISES
-        }
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, impl) -> tuple[dict[str, str], str]:
-        """(failure messages of the hidden cases, error of the visible tests or "")."""
-        verdicts = compare_all(
-            _record(exercise, impl, tmp_path / "student", monkeypatch), reference[exercise]
-        )
-        try:
-            exec(compile(CELLS[exercise][0], "<visible>", "exec"), _namespace(exercise, impl))
-            visible = ""
-        except Exception as exc:  # noqa: BLE001 - reported by the assertions
-            visible = f"{type(exc).__name__}: {exc}"
-        return {k: v.message for k, v in verdicts.items() if not v.passed}, visible
-
-    return run
+reference, judge = judge_fixtures(JUDGE, pair=True)
 
 
 # ------------------------------------------------------------------ gram matrices

@@ -19,24 +19,14 @@ from torch.distributions import kl_divergence as torch_kl
 
 from autograder.compare import compare_all
 from helpers import grading
-from tests.exercise_judge import ExerciseJudge
+from tests.exercise_judge import ExerciseJudge, assert_feedback, judge_fixtures
 
 EXERCISES = ("reparameterize", "kl_divergence", "vae_loss")
 JUDGE = ExerciseJudge("05_vae", EXERCISES)
 REF = JUDGE.ref
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
-    return JUDGE.references(tmp_path_factory)
-
-
-@pytest.fixture
-def judge(reference, tmp_path, monkeypatch):
-    def run(exercise: str, fn):
-        return JUDGE.judge(exercise, fn, reference[exercise], tmp_path / "student", monkeypatch)
-
-    return run
+reference, judge = judge_fixtures(JUDGE)
 
 
 # ----------------------------------------------------------- correct alternatives
@@ -192,11 +182,6 @@ MISTAKES = [  # (exercise, implementation, words of the mistake's name in the fe
 ]
 
 
-def _assert_feedback(message: str) -> None:
-    for word in ("expected:", "got:", "input:"):
-        assert word in message, f"{word!r} missing from feedback:\n{message}"
-
-
 # --------------------------------------------------------------------------- tests
 def test_reference_passes_its_own_tests(judge, reference):
     for ex in EXERCISES:
@@ -221,7 +206,7 @@ def test_classic_mistake_fails_hidden_and_visible_tests(judge, exercise, fn, lab
     assert outcome.failures, f"{fn.__name__} passed the hidden tests"
     for message in outcome.failures.values():
         if "raised" not in message:
-            _assert_feedback(message)
+            assert_feedback(message)
     if label is not None:
         assert any(label in m for m in outcome.failures.values()), outcome.failures
     assert outcome.visible_error, "the visible tests should catch this mistake too"
