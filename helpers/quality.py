@@ -16,7 +16,6 @@ generator (the *ceiling*). :func:`quality_report` prints the three rows as a tab
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers.data import ImageData, load_digits_data
+from helpers.metrics import report_metric
 from helpers.models import conv_encoder_layers
 from helpers.settings import configure, get_device
 from helpers.train import History, fit, load_or_train
@@ -304,14 +304,12 @@ def quality_report(
 def metric(name: str, value: float, op: str, target: float, unit: str = "") -> bool:
     """Print ``METRIC <name> = <value> (target <op> <target>)`` and return whether it is met.
 
-    The benchmark runner parses these lines; ``op`` is one of ``<``, ``<=``, ``>``, ``>=``,
-    ``==``; ``name`` is made of letters, digits and ``_ . - /``.
+    The line is :func:`helpers.metrics.report_metric`'s (the benchmark runner parses it); ``op``
+    is one of ``<``, ``<=``, ``>``, ``>=``, ``==``.
     """
     ops = {"<": value < target, "<=": value <= target, ">": value > target, ">=": value >= target}
     ops["=="] = value == target
     if op not in ops:
         raise ValueError(f"op must be one of {sorted(ops)}, got {op!r}")
-    if not re.fullmatch(r"[\w.\-/]+", name):
-        raise ValueError(f"metric names are letters, digits, _ . - /: got {name!r}")
-    print(f"METRIC {name} = {value:.6g}{' ' + unit if unit else ''} (target {op} {target:.6g})")
+    report_metric(name, value, f"{op} {target:.6g}", unit)
     return bool(ops[op]) and math.isfinite(value)
